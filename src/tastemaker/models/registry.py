@@ -1,0 +1,46 @@
+"""Model names → classes. Built-in models are imported on first use; `register` adds your own."""
+
+from __future__ import annotations
+
+import importlib
+
+from tastemaker.errors import ConfigError
+
+BUILTIN: dict[str, str] = {
+    "popularity": "tastemaker.models.popularity:Popularity",
+    "baseline": "tastemaker.models.baseline:Baseline",
+    "biased_mf": "tastemaker.models.mf:BiasedMF",
+    "item_knn": "tastemaker.models.knn:ItemKNN",
+    "ease": "tastemaker.models.ease:EASE",
+}
+
+_REGISTERED: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a `Recommender` subclass available by its `name`."""
+    if not getattr(cls, "name", ""):
+        raise ConfigError(f"{cls.__name__} needs a class attribute `name` to be registered")
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    return sorted({*BUILTIN, *_REGISTERED})
+
+
+def get_model_class(name: str) -> type:
+    """The model class registered under `name`; a `ConfigError` lists the known names."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in BUILTIN:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    module, _, attr = BUILTIN[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    _REGISTERED[name] = cls
+    return cls
+
+
+def create_model(name: str, config: dict | None = None, **params):
+    """Instantiate the model `name` with a config dict and/or keyword settings."""
+    return get_model_class(name)(config, **params)
