@@ -209,6 +209,11 @@ class Recommender(ABC):
         self.rating_scale: tuple[float, float] | None = data.rating_scale
         self.data_info: dict[str, Any] = {"fingerprint": data.fingerprint(), "name": data.name,
                                           "interactions": len(data)}
+        self.item_titles: np.ndarray | None = None
+        feats = data.item_features
+        if feats is not None and "title" in feats.frame.columns:
+            titles = feats.column_values("title", data.item_vocab, default="")
+            self.item_titles = np.asarray(["" if pd.isna(t) else str(t) for t in titles], dtype=str)
         self._fit(data)
         self._fitted = True
         return self
@@ -249,6 +254,22 @@ class Recommender(ABC):
     def n_items(self) -> int:
         self._check_fitted()
         return len(self.item_vocab)
+
+    def title(self, item: Any) -> str:
+        """Display title of an item (its id as text when the training data had no titles)."""
+        idx = self.item_vocab.index(item) if self._fitted else -1
+        if self.item_titles is not None and idx >= 0 and self.item_titles[idx]:
+            return str(self.item_titles[idx])
+        return str(item)
+
+    def history(self, user: Any) -> tuple[np.ndarray, np.ndarray]:
+        """External ids and values of a user's training interactions (empty when unknown)."""
+        self._check_fitted()
+        u = self.user_vocab.index(user)
+        if u < 0:
+            return self.item_vocab.ids[:0], np.empty(0, dtype=np.float32)
+        row = self.train_matrix[u]
+        return self.item_vocab.lookup(row.indices), row.data
 
     def user_history_counts(self) -> np.ndarray:
         return np.diff(self.train_matrix.indptr)
@@ -352,34 +373,41 @@ class Recommender(ABC):
         k = int(k)
         if k < 1:
             raise ValueError("k must be at least 1")
-        allowed = self.scorable_items()
         kk = min(k, self.n_items)
         out_items = np.full((len(users), kk), -1, dtype=np.int64)
         out_scores = np.full((len(users), kk), -np.inf)
         cold = self._cold_users(users)
-        pop = self.popularity_scores()
         for start in range(0, len(users), self.batch_users):
             block = users[start:start + self.batch_users]
-            cold_b = cold[start:start + self.batch_users]
-            scores = np.empty((len(block), self.n_items), dtype=np.float64)
-            if (~cold_b).any():
-                scores[~cold_b] = self._score(block[~cold_b])
-            if cold_b.any():
-                scores[cold_b] = pop
-            mask = np.broadcast_to(allowed, scores.shape).copy()
-            mask[cold_b] = self.item_counts > 0
+            scores = self.score_matrix(block)
             if candidates is not None:
                 cand = candidates if candidates.ndim == 1 else candidates[start:start + self.batch_users]
-                mask &= cand
+                scores[~np.broadcast_to(cand, scores.shape)] = -np.inf
             if exclude_seen:
-                mask &= ~self.train_matrix[block].toarray().astype(bool)
+                scores[self.train_matrix[block].toarray() != 0] = -np.inf
             if exclude is not None:
-                mask &= ~exclude[block].toarray().astype(bool)
-            scores[~mask] = -np.inf
+                scores[exclude[block].toarray() != 0] = -np.inf
             idx, val = top_k(scores, kk)
             out_items[start:start + len(block)] = idx
             out_scores[start:start + len(block)] = val
         return out_items, out_scores, cold
+
+    def score_matrix(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item for known user indices, as a new float64 array.
+
+        Users without history get the popularity fallback (unless the model scores cold users);
+        items the model cannot rank (no training data) get -inf.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        cold = self._cold_users(users)
+        scores = np.empty((len(users), self.n_items), dtype=np.float64)
+        if (~cold).any():
+            scores[~cold] = self._score(users[~cold])
+        scores[~cold] = np.where(self.scorable_items(), scores[~cold], -np.inf)
+        if cold.any():
+            scores[cold] = np.where(self.item_counts > 0, self.popularity_scores(), -np.inf)
+        return scores
 
     def recommend(
         self,
@@ -507,6 +535,8 @@ class Recommender(ABC):
         m = self.train_matrix
         base_arrays = {"_train_indptr": m.indptr.astype(np.int64), "_train_indices": m.indices.astype(np.int32),
                        "_train_data": m.data.astype(np.float32), "_item_counts": self.item_counts}
+        if self.item_titles is not None:
+            base_arrays["_item_titles"] = self.item_titles
         clash = set(arrays) & set(base_arrays)
         if clash:
             raise ArtifactError(f"model state uses reserved array names {sorted(clash)}")
@@ -543,6 +573,7 @@ class Recommender(ABC):
             model.train_matrix = sp.csr_matrix(
                 (arrays.pop("_train_data"), arrays.pop("_train_indices"), arrays.pop("_train_indptr")), shape=shape)
             model.item_counts = arrays.pop("_item_counts")
+            model.item_titles = arrays.pop("_item_titles", None)
         except KeyError as exc:
             raise ArtifactError(f"{directory}: manifest or arrays lack {exc}") from None
         model._set_state(arrays, manifest.get("state") or {})
