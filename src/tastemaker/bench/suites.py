@@ -1,0 +1,171 @@
+"""Benchmark suites: our models and the peers on the same splits, in the same run.
+
+Peer settings are stated here once. Where a peer is "tuned", its settings were chosen on a
+validation carve-out of the training fold (never the test fold), like ours.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tastemaker.bench.peers import ImplicitPeer, SurprisePeer
+from tastemaker.errors import ConfigError
+from tastemaker.evaluation.protocols import EvaluationResult, evaluate, get_protocol
+from tastemaker.models.base import Recommender
+from tastemaker.models.registry import create_model
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a suite: who made the model, its display name and how to build a fresh one."""
+
+    system: str
+    model: str
+    factory: Callable[[], Recommender]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def ours(name: str, **params: Any) -> Entry:
+    return Entry("tastemaker", name, lambda: create_model(name, params), params)
+
+
+def surprise(algorithm: str, **params: Any) -> Entry:
+    return Entry("surprise", algorithm, lambda: SurprisePeer(algorithm=algorithm, params=params), params)
+
+
+def implicit(algorithm: str, label: str, alpha: float = 1.0, **params: Any) -> Entry:
+    shown = {**params, "alpha": alpha} if algorithm == "als" else params
+    return Entry("implicit", label, lambda: ImplicitPeer(algorithm=algorithm, params=params, alpha=alpha), shown)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    protocol: str
+    dataset: str
+    ours: tuple[Entry, ...]
+    peers: tuple[Entry, ...]
+    counterparts: dict[str, str]
+    """Our model → the peer row it is compared with in the ratio table."""
+    headline: tuple[str, ...]
+    """Metrics shown in the printed table (all are in the JSON)."""
+
+
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in (
+        Suite(
+            name="ml100k-rating", protocol="rating-folds", dataset="ml-100k",
+            ours=(ours("baseline"), ours("biased_mf"), ours("item_knn"), ours("popularity", kind="rating")),
+            peers=(
+                surprise("BaselineOnly"), surprise("SVD"), surprise("SVDpp"),
+                surprise("KNNBaseline", sim_options={"name": "pearson_baseline", "user_based": False}),
+            ),
+            counterparts={"baseline": "surprise/BaselineOnly", "biased_mf": "surprise/SVD",
+                          "item_knn": "surprise/KNNBaseline"},
+            headline=("rmse", "mae"),
+        ),
+        Suite(
+            name="ml100k-topn", protocol="topn-u1", dataset="ml-100k",
+            ours=(ours("popularity"), ours("ease"), ours("item_knn"), ours("biased_mf")),
+            peers=(
+                implicit("als", "ALS", alpha=10.0, factors=64, regularization=5.0, iterations=15),
+                implicit("bpr", "BPR", factors=64, learning_rate=0.05, regularization=0.01, iterations=200),
+                implicit("cosine", "cosine", K=50),
+            ),
+            counterparts={"ease": "implicit/ALS", "popularity": "implicit/BPR", "item_knn": "implicit/cosine"},
+            headline=("ndcg@10", "precision@10", "recall@10", "map@10", "hr@10", "auc", "coverage@10"),
+        ),
+    )
+}
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ConfigError(f"unknown bench suite {name!r}; known: {', '.join(SUITES)}") from None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import numpy as np
+
+    from tastemaker import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "os": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "tastemaker": __version__,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def run_suite(
+    name: str,
+    data,
+    *,
+    peers: bool = False,
+    models: list[str] | None = None,
+    on_result: Callable[[EvaluationResult], None] | None = None,
+) -> dict[str, Any]:
+    """Run a suite on `data` (the suite's Dataset); returns the bench JSON document."""
+    suite = get_suite(name)
+    protocol = get_protocol(suite.protocol)
+    entries = [e for e in suite.ours if models is None or e.model in models]
+    if models is not None:
+        unknown = set(models) - {e.model for e in suite.ours}
+        if unknown:
+            raise ConfigError(f"suite {name} has no model(s) {sorted(unknown)}; it has "
+                              f"{', '.join(e.model for e in suite.ours)}")
+    if peers:
+        entries += list(suite.peers)
+    results = []
+    for entry in entries:
+        result = evaluate(entry.factory, protocol, data, model_name=entry.model, system=entry.system,
+                          params=entry.params)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return {
+        "suite": suite.name,
+        "protocol": protocol.name,
+        "protocol_description": protocol.description,
+        "dataset": suite.dataset,
+        "machine": machine_info(),
+        "rows": [r.row() for r in results],
+        "comparisons": comparisons(suite, results),
+    }
+
+
+def comparisons(suite: Suite, results: list[EvaluationResult]) -> list[dict[str, Any]]:
+    """Ours vs counterpart peer: metric ratios and the fit-speed ratio (peer seconds / ours)."""
+    by_key = {f"{r.system}/{r.model}": r for r in results}
+    out = []
+    for mine, theirs in suite.counterparts.items():
+        a, b = by_key.get(f"tastemaker/{mine}"), by_key.get(theirs)
+        if a is None or b is None:
+            continue
+        out.append({
+            "ours": mine, "peer": theirs,
+            "metric_ratio": {m: (a.metrics[m] / b.metrics[m] if b.metrics[m] else None) for m in suite.headline
+                             if m in a.metrics and m in b.metrics},
+            "fit_speedup": b.fit_seconds / a.fit_seconds if a.fit_seconds > 0 else None,
+        })
+    return out
