@@ -316,8 +316,8 @@ class Interactions:
         n_dup = int(dup.sum())
         if policy == "error":
             row = int(order[np.flatnonzero(dup)[0]])
-            u = self.user_vocab.lookup([self.user_idx[row]])[0]
-            i = self.item_vocab.lookup([self.item_idx[row]])[0]
+            u = self.user_vocab.lookup([self.user_idx[row]])[0].item()
+            i = self.item_vocab.lookup([self.item_idx[row]])[0].item()
             raise DataError(
                 f"{n_dup} duplicate (user, item) pairs, first: user {u!r}, item {i!r} (row {row})",
                 hint="choose duplicates='last', 'first', 'mean', 'sum' or 'keep'",
@@ -403,6 +403,6 @@ def _known(vocab: Vocabulary, ids: np.ndarray, what: str) -> np.ndarray:
     idx = vocab.indices(ids)
     if (idx < 0).any():
         row = int(np.flatnonzero(idx < 0)[0])
-        raise DataError(f"{what} id {ids[row]!r} (row {row}) is not in the given {what} vocabulary",
+        raise DataError(f"{what} id {ids[row].item()!r} (row {row}) is not in the given {what} vocabulary",
                         hint=f"build the vocabulary from all {what}s or drop unknown rows")
     return idx
