@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
@@ -21,11 +20,12 @@ def sgd_biases(users, items, ratings, mu, bu, bi, lr, reg):  # pragma: no cover 
 
 
 @numba.njit(cache=True, nogil=True)
-def sgd_mf_epoch(users, items, ratings, order, mu, bu, bi, P, Q, lr, reg, reg_bias):  # pragma: no cover - compiled
+def sgd_mf_epoch(users, items, ratings, order, mu, bu, bi, P, Q, lr, reg):  # pragma: no cover - compiled
     """One SGD epoch of biased matrix factorisation over rows `order` (Funk/Koren, Surprise's SVD).
 
     For each rating: err = r - (mu + bu[u] + bi[i] + q_i·p_u), then the biases and both factor
-    vectors take a step along their regularised gradient, each using the other's pre-step value.
+    vectors take a step of size `lr` along their L2-regularised (`reg`) gradient, each factor
+    vector using the other's pre-step value.
     Updates `bu`, `bi`, `P`, `Q` in place; returns the sum of squared errors seen before each step.
     """
     n_factors = P.shape[1]
@@ -38,8 +38,8 @@ def sgd_mf_epoch(users, items, ratings, order, mu, bu, bi, P, Q, lr, reg, reg_bi
             dot += Q[i, f] * P[u, f]
         err = ratings[j] - (mu + bu[u] + bi[i] + dot)
         sse += err * err
-        bu[u] += lr * (err - reg_bias * bu[u])
-        bi[i] += lr * (err - reg_bias * bi[i])
+        bu[u] += lr * (err - reg * bu[u])
+        bi[i] += lr * (err - reg * bi[i])
         for f in range(n_factors):
             puf = P[u, f]
             qif = Q[i, f]
