@@ -83,7 +83,8 @@ def read_bundle(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
             if name not in arrays:
                 raise ArtifactError(f"{apath}: array {name!r} listed in the manifest is missing")
             if list(arrays[name].shape) != spec["shape"]:
-                raise ArtifactError(f"{apath}: array {name!r} has shape {arrays[name].shape}, manifest says {spec['shape']}")
+                raise ArtifactError(f"{apath}: array {name!r} has shape {arrays[name].shape}, "
+                                    f"manifest says {spec['shape']}")
     return manifest, arrays
 
 

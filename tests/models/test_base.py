@@ -64,14 +64,14 @@ def test_fit_rejects_bad_input():
 
 
 def test_load_rejects_missing_and_foreign_bundles(tmp_path):
-    with pytest.raises(ArtifactError, match="manifest.json is missing"):
+    with pytest.raises(ArtifactError, match=r"manifest\.json is missing"):
         Recommender.load(tmp_path)
     model = Popularity().fit(synthetic_ratings())
     model.save(tmp_path / "pop")
     with pytest.raises(ArtifactError, match="holds a 'popularity' model"):
         get_model_class("baseline").load(tmp_path / "pop")
     (tmp_path / "pop" / "arrays.npz").unlink()
-    with pytest.raises(ArtifactError, match="arrays.npz is missing"):
+    with pytest.raises(ArtifactError, match=r"arrays\.npz is missing"):
         Recommender.load(tmp_path / "pop")
 
 

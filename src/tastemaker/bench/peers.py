@@ -86,11 +86,10 @@ class ImplicitPeer(_Peer):
 
     def _fit(self, data: Interactions) -> None:
         require("implicit", "peers")
-        from threadpoolctl import threadpool_limits
-
         from implicit.cpu.als import AlternatingLeastSquares
         from implicit.cpu.bpr import BayesianPersonalizedRanking
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+        from threadpoolctl import threadpool_limits
 
         x = data.csr(binary=True)
         params = dict(self.config.params)

@@ -6,6 +6,7 @@ validation carve-out of the training fold (never the test fold), like ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -108,10 +109,8 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     mem = None
-    try:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "os": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "tastemaker": __version__,
             "date": time.strftime("%Y-%m-%d")}

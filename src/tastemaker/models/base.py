@@ -525,8 +525,8 @@ class Recommender(ABC):
         """Fitted state as (arrays, JSON-able metadata). Override in every model."""
         return {}, {}
 
-    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Restore what `_get_state` returned."""
+    def _set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:  # noqa: B027
+        """Restore what `_get_state` returned (models without state need not override it)."""
 
     def save(self, directory: str | Path) -> Path:
         """Write the fitted model as arrays + JSON manifest (no pickle)."""

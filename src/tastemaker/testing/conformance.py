@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest  # noqa: F401  (checks use pytest.raises)
+import pytest
 
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import NotFittedError, NotSupportedError

@@ -1,0 +1,1 @@
+"""The `tastemaker` command line: the only place argv is read."""

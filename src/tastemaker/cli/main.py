@@ -1,0 +1,414 @@
+"""`tastemaker …` — the one command line. It parses argv, calls the library and prints results;
+logic lives in the library modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tastemaker.errors import TastemakerError
+
+# Wide tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class _Group(click.Group):
+    """Turns tastemaker's own errors into a one-line message and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TastemakerError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+            sys.exit(2)
+
+
+def _progress(ctx_obj: dict[str, Any]):
+    from tastemaker.progress import progress_bars
+
+    return progress_bars(not ctx_obj.get("quiet", False))
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tastemaker")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
+    """tastemaker: recommendations for content personalisation."""
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+
+
+# --- shared data options --------------------------------------------------------------------------
+
+def data_options(fn):
+    """--dataset/--path for named data sets, or --data with column options for the generic loader."""
+    options = [
+        click.option("--dataset", default=None, help="Named data set, e.g. ml-100k (see `tastemaker data list`)."),
+        click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
+                     help="Where the named data set lives (folder or zip); default: $TASTEMAKER_DATA_DIR or download."),
+        click.option("--data", "data_file", type=click.Path(path_type=Path), default=None,
+                     help="Any CSV/TSV/Parquet file of interactions (use the column options)."),
+        click.option("--user-col", default="user", show_default=True),
+        click.option("--item-col", default="item", show_default=True),
+        click.option("--value-col", default=None, help="Rating/value column; omit for implicit data."),
+        click.option("--time-col", default=None, help="Timestamp column (seconds)."),
+        click.option("--sep", default=None, help="Field separator (default: from the extension)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def load_source(dataset: str | None, dataset_path: Path | None, data_file: Path | None, user_col: str,
+                item_col: str, value_col: str | None, time_col: str | None, sep: str | None):
+    """A named `Dataset` or, with --data, `Interactions` from the generic loader."""
+    from tastemaker.data import load_dataset, load_interactions
+
+    if data_file is not None:
+        if dataset is not None:
+            raise click.UsageError("give either --dataset or --data, not both")
+        return load_interactions(data_file, user=user_col, item=item_col, value=value_col, timestamp=time_col,
+                                 sep=sep)
+    return load_dataset(dataset or "ml-100k", dataset_path)
+
+
+def _interactions(source):
+    from tastemaker.data import Dataset
+
+    return source.interactions if isinstance(source, Dataset) else source
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+@cli.group()
+def data() -> None:
+    """Inspect data sets."""
+
+
+@data.command("list")
+def data_list() -> None:
+    """Named data sets the loaders know."""
+    from tastemaker.data import DATASETS
+
+    for name in DATASETS:
+        console.print(name)
+
+
+@data.command("info")
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_obj
+def data_info(obj, as_json: bool, **source) -> None:
+    """Counts, density and the rating histogram of a data set."""
+    with _progress(obj):
+        loaded = load_source(**source)
+    info = _interactions(loaded).describe()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    table = Table(title=f"data set {info['name'] or '(file)'}", show_header=False)
+    for key in ("events", "users", "items"):
+        table.add_row(key, f"{info[key]:,}")
+    table.add_row("density", f"{info['density']:.4%}")
+    table.add_row("explicit", str(info["explicit"]))
+    for key in ("events_per_user", "events_per_item"):
+        s = info[key]
+        table.add_row(key.replace("_", " "), f"min {s['min']}, median {s['median']:g}, max {s['max']}")
+    if "mean_rating" in info:
+        table.add_row("mean rating", f"{info['mean_rating']:.3f}")
+    console.print(table)
+    if "rating_histogram" in info:
+        hist = Table(title="ratings")
+        hist.add_column("rating", justify="right")
+        hist.add_column("count", justify="right")
+        hist.add_column("")
+        top = max(info["rating_histogram"].values())
+        for value, count in info["rating_histogram"].items():
+            hist.add_row(value, f"{count:,}", "█" * max(1, round(40 * count / top)))
+        console.print(hist)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+@cli.command("models")
+def models_cmd() -> None:
+    """Models and their settings (with defaults)."""
+    from tastemaker.models import get_model_class, model_names
+
+    for name in model_names():
+        cls = get_model_class(name)
+        fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.Config.model_fields.items())
+        kind = "ratings + ranking" if cls.predicts_ratings is True else "ranking"
+        console.print(f"[bold]{name}[/bold] ({kind}): {fields}", highlight=False)
+
+
+def model_config(name: str | None, config_file: Path | None) -> tuple[str, dict[str, Any]]:
+    """Model name and params from --model and/or a TOML file ([model] name=…, [model.params] …)."""
+    from tastemaker.config import read_toml
+    from tastemaker.errors import ConfigError
+
+    params: dict[str, Any] = {}
+    if config_file is not None:
+        doc = read_toml(config_file)
+        section = doc.get("model", {})
+        unknown = set(doc) - {"model"}
+        if unknown or set(section) - {"name", "params"}:
+            raise ConfigError(f"{config_file}: expected a [model] table with 'name' and [model.params]; "
+                              f"found {sorted(unknown | (set(section) - {'name', 'params'}))}")
+        if name is not None and section.get("name") not in (None, name):
+            raise ConfigError(f"{config_file} configures model {section['name']!r} but --model is {name!r}")
+        name = name or section.get("name")
+        params = dict(section.get("params", {}))
+    if not name:
+        raise click.UsageError("name a model with --model or in the config file's [model] table")
+    return name, params
+
+
+@cli.command()
+@data_options
+@click.option("--model", "model_name", default=None, help="Model name (see `tastemaker models`).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file: [model] name = …, [model.params] ….")
+@click.option("--split", default="full", show_default=True,
+              help="Train on the whole data set ('full') or an official split's training part, e.g. u1.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model bundle.")
+@click.option("--track", is_flag=True, help="Log the run to MLflow.")
+@click.pass_obj
+def train(obj, model_name, config_file, split, out, track, **source) -> None:
+    """Fit a model and save it as a plain-data bundle."""
+    from tastemaker.models import create_model
+    from tastemaker.tracking import Tracker
+
+    name, params = model_config(model_name, config_file)
+    with _progress(obj):
+        loaded = load_source(**source)
+        data_set = _interactions(loaded) if split == "full" else loaded.split(split).train
+        model = create_model(name, params)
+        tracker = Tracker(track)
+        with tracker.run(f"train {name}", params={"model": name, **model.config.to_dict()},
+                         tags={"command": "train", "data_fingerprint": data_set.fingerprint(), "split": split}):
+            t0 = time.perf_counter()
+            model.fit(data_set)
+            seconds = time.perf_counter() - t0
+            model.save(out)
+            tracker.log_metrics({"fit_seconds": seconds})
+            tracker.log_artifact(out)
+    console.print(f"trained [bold]{name}[/bold] on {data_set!r} in {seconds:.2f} s → {out}", highlight=False)
+
+
+@cli.command()
+@click.option("--model-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--user", "users", multiple=True, required=True, help="User id (repeat for several).")
+@click.option("-k", "k", default=10, show_default=True)
+@click.option("--include-seen", is_flag=True, help="Do not exclude what the user already rated.")
+@click.option("--json", "as_json", is_flag=True)
+def recommend(model_dir: Path, users: tuple[str, ...], k: int, include_seen: bool, as_json: bool) -> None:
+    """Top-k items for users, with titles, scores and reasons."""
+    from tastemaker.models import Recommender
+
+    model = Recommender.load(model_dir)
+    ids = [_typed_id(model.user_vocab, u) for u in users]
+    recs = model.recommend(ids, k=k, exclude_seen=not include_seen, explain=True)
+    if as_json:
+        click.echo(json.dumps([{
+            "user": r.user, "fallback": r.fallback,
+            "items": [{"item": i, "title": model.title(i), "score": s,
+                       "reason": why.text(model.title, explicit=model.explicit)}
+                      for i, s, why in zip(r.items.tolist(), r.scores.tolist(), r.reasons, strict=True)],
+        } for r in recs], indent=2, default=str))
+        return
+    for rec in recs:
+        print_recommendations(model, rec)
+
+
+def _typed_id(vocab, raw: str):
+    return int(raw) if vocab.is_integer and raw.lstrip("-").isdigit() else raw
+
+
+def print_recommendations(model, rec, title: str | None = None) -> None:
+    table = Table(title=title or f"top-{len(rec)} for user {rec.user} ({model.name})"
+                  + (f" — fallback: {rec.fallback}" if rec.fallback else ""))
+    table.add_column("#", justify="right")
+    table.add_column("item")
+    table.add_column("score", justify="right")
+    table.add_column("why")
+    for rank, (item, score, why) in enumerate(zip(rec.items.tolist(), rec.scores.tolist(), rec.reasons,
+                                                  strict=True), 1):
+        table.add_row(str(rank), model.title(item), f"{score:.3f}", why.text(model.title, explicit=model.explicit))
+    console.print(table)
+
+
+# --- evaluation and benchmarks -------------------------------------------------------------------
+
+@cli.command()
+@data_options
+@click.option("--protocol", required=True, help="rating-folds, topn-u1, rating-holdout, topn-holdout, topn-temporal.")
+@click.option("--models", required=True, help="Comma-separated model names.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML with [model] name/params: overrides the defaults of that model.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the results as JSON.")
+@click.option("--track", is_flag=True, help="Log to MLflow.")
+@click.pass_obj
+def evaluate(obj, protocol, models, config_file, output, track, **source) -> None:
+    """Evaluate models on a protocol; prints a table with 95% bootstrap CIs."""
+    from tastemaker.bench.suites import machine_info
+    from tastemaker.evaluation.protocols import evaluate as run_eval
+    from tastemaker.evaluation.protocols import get_protocol
+    from tastemaker.evaluation.report import results_table
+    from tastemaker.evaluation.stats import paired_test
+    from tastemaker.models import create_model, get_model_class
+    from tastemaker.tracking import Tracker
+
+    proto = get_protocol(protocol)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    overrides: dict[str, dict[str, Any]] = {}
+    if config_file is not None:
+        cname, cparams = model_config(None, config_file)
+        overrides[cname] = cparams
+    for n in names:
+        get_model_class(n)
+    results = []
+    with _progress(obj):
+        loaded = load_source(**source)
+        for n in names:
+            params = overrides.get(n, {})
+            tracker = Tracker(track)
+            with tracker.run(f"evaluate {n} {protocol}", params={"model": n, "protocol": protocol, **params},
+                             tags={"command": "evaluate",
+                                   "data_fingerprint": _interactions(loaded).fingerprint()}) as t:
+                res = run_eval(lambda n=n, p=params: create_model(n, p), proto, loaded, model_name=n)
+                t.log_metrics(res.metrics)
+                t.log_metrics({"fit_seconds": res.fit_seconds, "predict_seconds": res.predict_seconds})
+            results.append(res)
+    rows = [r.row() for r in results]
+    metrics = ["rmse", "mae"] if proto.kind == "rating" else [
+        f"ndcg@{proto.k}", f"precision@{proto.k}", f"recall@{proto.k}", f"map@{proto.k}", f"mrr@{proto.k}",
+        f"hr@{proto.k}", "auc", f"coverage@{proto.k}", f"novelty@{proto.k}"]
+    console.print(results_table(rows, metrics, title=f"{proto.name}: {proto.description}"))
+    if proto.kind == "topn":
+        key = f"ndcg@{proto.k}"
+        for r in results:
+            ci = r.ci.get(key)
+            if ci is not None:
+                console.print(f"{r.model}: {key} = {ci} (95% bootstrap CI over {ci.n} users)", highlight=False)
+        if len(results) >= 2:
+            a, b = results[0], results[1]
+            cmp = paired_test(a.per_user[key], b.per_user[key])
+            console.print(f"paired over users, {a.model} − {b.model}: {key} {cmp.mean_diff:+.4f} "
+                          f"[{cmp.low:+.4f}, {cmp.high:+.4f}], t-test p={cmp.t_pvalue:.3g}, "
+                          f"Wilcoxon p={cmp.wilcoxon_pvalue:.3g}", highlight=False)
+    if output is not None:
+        doc = {"protocol": proto.name, "machine": machine_info(), "rows": rows}
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(doc, indent=2, default=float))
+        console.print(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("suite")
+@click.option("--peers", is_flag=True, help="Run the peer libraries on the same splits in the same run.")
+@click.option("--models", default=None, help="Only these of our models (comma-separated).")
+@click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
+              help="Where the data set lives (default: $TASTEMAKER_DATA_DIR or download).")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.option("--track", is_flag=True, help="Log to MLflow.")
+@click.pass_obj
+def bench(obj, suite, peers, models, dataset_path, output, track) -> None:
+    """Run a benchmark suite (ml100k-rating, ml100k-topn); with --peers, side by side with ratios."""
+    from tastemaker.bench.suites import get_suite, run_suite
+    from tastemaker.data import load_dataset
+    from tastemaker.evaluation.report import comparison_table, results_table
+    from tastemaker.tracking import Tracker
+
+    spec = get_suite(suite)
+    only = [m.strip() for m in models.split(",")] if models else None
+
+    def show(result) -> None:
+        bits = ", ".join(f"{m} {result.metrics[m]:.4f}" for m in spec.headline if m in result.metrics)
+        err_console.print(f"  {result.system}/{result.model}: {bits} (fit {result.fit_seconds:.2f} s)",
+                          highlight=False)
+
+    tracker = Tracker(track)
+    with _progress(obj):
+        dataset = load_dataset(spec.dataset, dataset_path)
+        with tracker.run(f"bench {suite}", params={"suite": suite, "peers": peers},
+                         tags={"command": "bench", "data_fingerprint": dataset.interactions.fingerprint()}) as t:
+            doc = run_suite(suite, dataset, peers=peers, models=only, on_result=show)
+            for row in doc["rows"]:
+                t.log_metrics(row["metrics"], prefix=f"{row['system']}.{row['model']}.")
+            t.log_dict(doc, "bench.json")
+    console.print(results_table(doc["rows"], list(spec.headline),
+                                title=f"{suite} — {doc['protocol']}: {doc['protocol_description']}"))
+    if doc["comparisons"]:
+        console.print(comparison_table(doc["comparisons"], list(spec.headline), title="ours vs peer"))
+    m = doc["machine"]
+    console.print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
+                  highlight=False)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(doc, indent=2, default=float))
+        console.print(f"wrote {output}")
+
+
+# --- the main job ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
+              help="MovieLens 100K folder or zip (default: $TASTEMAKER_DATA_DIR, else download).")
+@click.option("--user", "user_id", default="196", show_default=True, help="Sample user for the top-10.")
+@click.pass_obj
+def demo(obj, dataset_path, user_id) -> None:
+    """The main job: MovieLens 100K end to end — train, evaluate, recommend with reasons."""
+    from tastemaker.data import load_dataset
+    from tastemaker.evaluation.protocols import get_protocol, rating_scores, topn_scores
+    from tastemaker.evaluation.report import results_table
+    from tastemaker.models import create_model
+
+    started = time.perf_counter()
+    with _progress(obj):
+        dataset = load_dataset("ml-100k", dataset_path)
+    info = dataset.interactions.describe()
+    console.print(f"MovieLens 100K from {dataset.root}: {info['events']:,} ratings, {info['users']:,} users, "
+                  f"{info['items']:,} movies", highlight=False)
+    train_set, test_set = dataset.split("u1")
+    topn = get_protocol("topn-u1")
+    rows = []
+    for name in ("popularity", "biased_mf", "item_knn", "ease"):
+        model = create_model(name)
+        t0 = time.perf_counter()
+        with _progress(obj):
+            model.fit(train_set)
+        fit_seconds = time.perf_counter() - t0
+        metrics: dict[str, float] = {}
+        if model.predicts_ratings:
+            metrics.update(rating_scores(model, test_set)[0])
+        means, _, _, seconds = topn_scores(model, train_set, test_set, topn.k, topn.relevance_threshold)
+        metrics.update(means)
+        rows.append({"system": "tastemaker", "model": name, "metrics": metrics, "fit_seconds": fit_seconds,
+                     "predict_seconds": seconds})
+    console.print(results_table(rows, ["rmse", "ndcg@10", "precision@10", "recall@10", "map@10", "coverage@10"],
+                                title="u1 split: RMSE on u1.test; top-10 ranking (u1.test ratings ≥ 4 relevant)"))
+    best = create_model("ease")
+    with _progress(obj):
+        best.fit(dataset.interactions)
+    user = _typed_id(best.user_vocab, user_id)
+    rec = best.recommend([user], k=10, explain=True)[0]
+    print_recommendations(best, rec, title=f"top-10 for user {user} (EASE trained on all ratings)")
+    console.print(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
