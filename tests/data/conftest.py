@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tastemaker.data import Interactions, load_movielens
+from tastemaker.data import Interactions
 from tastemaker.testing.synthetic import synthetic_ratings
-
-# The real data must be there: these tests fail (never skip) without it.
-DEFAULT_DATA_DIR = "/work/shared/data"
 
 TINY_GENRE = "unknown|0\nAction|1\nComedy|2\n\n"
 TINY_ITEM = (
@@ -33,26 +29,6 @@ TINY_DATA = (
 )
 TINY_U1_BASE = "1\t1\t5\t881250949\n2\t1\t4\t881250951\n3\t2\t2\t881250953\n3\t4\t5\t881250954\n"
 TINY_U1_TEST = "1\t2\t3\t881250950\n2\t3\t1\t881250952\n"
-
-
-@pytest.fixture(scope="session")
-def data_root() -> Path:
-    """The folder holding ml-100k/ ($TASTEMAKER_DATA_DIR, else /work/shared/data)."""
-    root = Path(os.environ.get("TASTEMAKER_DATA_DIR") or DEFAULT_DATA_DIR)
-    if not (root / "ml-100k" / "u.data").is_file():
-        pytest.fail(f"MovieLens 100K is missing: expected {root / 'ml-100k'} (set TASTEMAKER_DATA_DIR)")
-    return root
-
-
-@pytest.fixture(scope="session")
-def ml100k_dir(data_root: Path) -> Path:
-    return data_root / "ml-100k"
-
-
-@pytest.fixture(scope="session")
-def ml100k(ml100k_dir: Path):
-    """The real MovieLens 100K, loaded once."""
-    return load_movielens("100k", ml100k_dir, download=False)
 
 
 @pytest.fixture

@@ -191,6 +191,8 @@ def train(obj, model_name, config_file, split, out, track, **source) -> None:
     name, params = model_config(model_name, config_file)
     with _progress(obj):
         loaded = load_source(**source)
+        if split != "full" and not hasattr(loaded, "split"):
+            raise click.UsageError("--split needs a named data set with official splits (--dataset)")
         data_set = _interactions(loaded) if split == "full" else loaded.split(split).train
         model = create_model(name, params)
         tracker = Tracker(track)
@@ -320,13 +322,15 @@ def evaluate(obj, protocol, models, config_file, output, track, **source) -> Non
 @click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
               help="Where the data set lives (default: $TASTEMAKER_DATA_DIR or download).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.option("--markdown", type=click.Path(path_type=Path), default=None,
+              help="Update this suite's section of a Markdown file (e.g. docs/benchmarks.md).")
 @click.option("--track", is_flag=True, help="Log to MLflow.")
 @click.pass_obj
-def bench(obj, suite, peers, models, dataset_path, output, track) -> None:
+def bench(obj, suite, peers, models, dataset_path, output, markdown, track) -> None:
     """Run a benchmark suite (ml100k-rating, ml100k-topn); with --peers, side by side with ratios."""
     from tastemaker.bench.suites import get_suite, run_suite
     from tastemaker.data import load_dataset
-    from tastemaker.evaluation.report import comparison_table, results_table
+    from tastemaker.evaluation.report import bench_markdown, comparison_table, results_table, update_markdown_section
     from tastemaker.tracking import Tracker
 
     spec = get_suite(suite)
@@ -357,6 +361,11 @@ def bench(obj, suite, peers, models, dataset_path, output, track) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(doc, indent=2, default=float))
         console.print(f"wrote {output}")
+    if markdown is not None:
+        command = " ".join(["tastemaker bench", suite, *(["--peers"] if peers else []),
+                            *([f"--models {models}"] if models else [])])
+        update_markdown_section(markdown, f"suite:{suite}", bench_markdown(doc, list(spec.headline), command))
+        console.print(f"updated {markdown}")
 
 
 # --- the main job ---------------------------------------------------------------------------------

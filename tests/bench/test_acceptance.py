@@ -1,0 +1,51 @@
+"""The foundation's acceptance numbers, from one `bench … --peers` run each, on the real data.
+
+These are the claims the README and the closing notes make; a regression in any model or in the
+protocols fails CI here.
+"""
+
+import pytest
+
+from tastemaker.bench.suites import run_suite
+
+
+@pytest.fixture(scope="module")
+def rating(ml100k):
+    doc = run_suite("ml100k-rating", ml100k, peers=True)
+    return {f"{r['system']}/{r['model']}": r for r in doc["rows"]}
+
+
+@pytest.fixture(scope="module")
+def topn(ml100k):
+    doc = run_suite("ml100k-topn", ml100k, peers=True, models=["popularity", "ease"])
+    return {f"{r['system']}/{r['model']}": r for r in doc["rows"]}
+
+
+def rmse(rows, key):
+    return rows[key]["metrics"]["rmse"]
+
+
+def test_baseline_matches_surprise_baselineonly(rating):
+    assert abs(rmse(rating, "tastemaker/baseline") - rmse(rating, "surprise/BaselineOnly")) <= 0.005
+
+
+def test_biased_mf_beats_surprise_svd(rating):
+    assert rmse(rating, "tastemaker/biased_mf") <= rmse(rating, "surprise/SVD")
+    assert rmse(rating, "tastemaker/biased_mf") <= 0.938
+
+
+def test_item_knn_reaches_0925(rating):
+    assert rmse(rating, "tastemaker/item_knn") <= 0.925
+
+
+def test_every_fold_is_reported(rating):
+    for row in rating.values():
+        assert [f["fold"] for f in row["folds"]] == ["u1", "u2", "u3", "u4", "u5"]
+
+
+def test_ease_ndcg_at_10_at_least_044_and_above_implicit_als(topn):
+    ease = topn["tastemaker/ease"]["metrics"]
+    assert ease["ndcg@10"] >= 0.44
+    assert ease["ndcg@10"] > topn["implicit/ALS"]["metrics"]["ndcg@10"]
+    assert ease["ndcg@10"] > 1.5 * topn["tastemaker/popularity"]["metrics"]["ndcg@10"]
+    assert 0 < ease["coverage@10"] <= 1
