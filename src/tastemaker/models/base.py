@@ -491,25 +491,33 @@ class Recommender(ABC):
         return self._explain(u, idx)
 
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
-        """Default reason: the item of the user's history most similar to each recommended item
-        (cosine of co-occurrence in the training data), preferring the user's best-rated items."""
-        row = self.train_matrix[user]
-        hist, vals = row.indices, row.data
-        if len(hist) == 0:
-            return [Reason("personal_taste")] * len(items)
-        if self.explicit and len(vals):
-            liked = vals >= np.mean(vals)
-            hist, vals = hist[liked], vals[liked]
+        """Default reason: the liked history item that co-occurs most with each recommended item."""
+        return self._explain_by_similarity(user, items, self._cooccurrence_similarity)
+
+    def _cooccurrence_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
+        """Cosine of the items' co-occurrence columns in the training data: (len(items), len(hist))."""
         binary = self.train_matrix.astype(bool).astype(np.float32).tocsc()
         norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel()) + 1e-9
+        co = (binary[:, items].T.tocsr() @ binary[:, hist]).toarray()
+        return co / np.outer(norms[items], norms[hist])
+
+    def _explain_by_similarity(self, user: int, items: np.ndarray, similarity) -> list[Reason]:
+        """For each item, the history item j maximising similarity(item, j) — weighted by the
+        user's value of j and restricted to items rated at or above the user's mean on explicit
+        data — as a `similar_to_history` reason; `personal_taste` when nothing is similar."""
+        row = self.train_matrix[user]
+        hist, vals = row.indices, row.data.astype(np.float64)
+        if len(hist) == 0:
+            return [Reason("personal_taste")] * len(items)
+        if self.explicit:
+            liked = vals >= vals.mean()
+            hist, vals = hist[liked], vals[liked]
         valid = items >= 0
         sims = np.zeros((len(items), len(hist)))
         if valid.any():
-            cols_t = binary[:, items[valid]].T.tocsr()
-            co = (cols_t @ binary[:, hist]).toarray()
-            sims[valid] = co / np.outer(norms[items[valid]], norms[hist])
+            sims[valid] = similarity(items[valid], hist)
         if self.explicit:
-            sims = sims * (vals[None, :] / max(vals.max(), 1e-9))
+            sims *= vals[None, :] / max(vals.max(), 1e-9)
         out = []
         for j in range(len(items)):
             if not valid[j] or sims[j].max(initial=0.0) <= 0:

@@ -94,28 +94,13 @@ class BiasedMF(Recommender):
         """The liked history item (rated at or above the user's mean) whose factor vector has the
         highest cosine with the recommended item's, weighted by the user's rating — the latent
         direction the model itself uses for q_iᵀp_u."""
-        row = self.train_matrix[user]
-        hist, vals = row.indices, row.data.astype(np.float64)
-        if len(hist) == 0:
-            return [Reason("personal_taste")] * len(items)
-        liked = vals >= vals.mean()
-        hist, vals = hist[liked], vals[liked]
-        Q = self.item_factors
-        norms = np.linalg.norm(Q, axis=1) + 1e-12
-        valid = items >= 0
-        sims = np.zeros((len(items), len(hist)))
-        if valid.any():
-            sims[valid] = (Q[items[valid]] @ Q[hist].T) / np.outer(norms[items[valid]], norms[hist])
-            sims *= vals[None, :] / max(vals.max(), 1e-12)
-        out = []
-        for j in range(len(items)):
-            if not valid[j] or sims[j].max(initial=0.0) <= 0:
-                out.append(Reason("personal_taste"))
-                continue
-            best = int(np.argmax(sims[j]))
-            out.append(Reason("similar_to_history", anchor=self.item_vocab.lookup([hist[best]])[0].item(),
-                              anchor_value=float(vals[best])))
-        return out
+        return self._explain_by_similarity(user, items, self._factor_similarity)
+
+    def _factor_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
+        """Cosine of item factor vectors: (len(items), len(hist))."""
+        q = self.item_factors
+        norms = np.linalg.norm(q, axis=1) + 1e-12
+        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
 
     def _get_state(self):
         arrays = {"P": self.user_factors, "Q": self.item_factors, "bu": self.user_bias, "bi": self.item_bias}
