@@ -70,23 +70,23 @@ REC = np.array([[0, 1, 2, 3], [4, 5, -1, -1], [1, 0, 3, 2], [0, 1, 2, 3]])
 REL = csr([{1: 3.0, 3: 1.0, 5: 2.0}, {4: 1.0, 0: 1.0}, {2: 1.0}, {}], 6)
 
 
-def close(actual, expected):
+def assert_close(actual, expected):
     np.testing.assert_allclose(actual, np.array(expected, dtype=float), rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
 def test_precision_hand_computed():
     # @4: u0 hits {1, 3} -> 2/4; u1 hit {4} -> 1/4 (denominator k although only 2 were listed); u2 hit {2} -> 1/4
-    close(precision_at_k(REC, REL, 4), [2 / 4, 1 / 4, 1 / 4, np.nan])
+    assert_close(precision_at_k(REC, REL, 4), [2 / 4, 1 / 4, 1 / 4, np.nan])
     # @3: u0 hit {1} -> 1/3; u1 1/3; u2 none -> 0
-    close(precision_at_k(REC, REL, 3), [1 / 3, 1 / 3, 0.0, np.nan])
+    assert_close(precision_at_k(REC, REL, 3), [1 / 3, 1 / 3, 0.0, np.nan])
     # k beyond the list length: @10 divides by 10
-    close(precision_at_k(REC, REL, 10), [2 / 10, 1 / 10, 1 / 10, np.nan])
+    assert_close(precision_at_k(REC, REL, 10), [2 / 10, 1 / 10, 1 / 10, np.nan])
 
 
 def test_recall_hand_computed():
     # @4: u0 2 of 3 relevant; u1 1 of 2; u2 1 of 1
-    close(recall_at_k(REC, REL, 4), [2 / 3, 1 / 2, 1.0, np.nan])
-    close(recall_at_k(REC, REL, 1), [0.0, 1 / 2, 0.0, np.nan])
+    assert_close(recall_at_k(REC, REL, 4), [2 / 3, 1 / 2, 1.0, np.nan])
+    assert_close(recall_at_k(REC, REL, 1), [0.0, 1 / 2, 0.0, np.nan])
 
 
 def test_ndcg_binary_hand_computed():
@@ -96,7 +96,7 @@ def test_ndcg_binary_hand_computed():
     u1 = 1 / (1 + 1 / L2(3))
     # u2: hit at rank 4 -> 1/log2(5); IDCG over 1 -> 1
     u2 = 1 / L2(5)
-    close(ndcg_at_k(REC, REL, 4), [u0, u1, u2, np.nan])
+    assert_close(ndcg_at_k(REC, REL, 4), [u0, u1, u2, np.nan])
     assert u0 == pytest.approx(0.498189, abs=1e-6)
 
 
@@ -107,62 +107,62 @@ def test_ndcg_graded_hand_computed():
     # @2: DCG 3/log2(3); IDCG over the best 2 gains 3, 2 -> 3 + 2/log2(3)
     u0_2 = (3 / L2(3)) / (3 + 2 / L2(3))
     # u1, u2 have gain 1 only: same as binary
-    close(ndcg_at_k(REC, REL, 4, graded=True), [u0, 1 / (1 + 1 / L2(3)), 1 / L2(5), np.nan])
-    close(ndcg_at_k(REC, REL, 2, graded=True)[0], u0_2)
+    assert_close(ndcg_at_k(REC, REL, 4, graded=True), [u0, 1 / (1 + 1 / L2(3)), 1 / L2(5), np.nan])
+    assert_close(ndcg_at_k(REC, REL, 2, graded=True)[0], u0_2)
     assert u0 == pytest.approx(0.487933, abs=1e-6)
 
 
 def test_average_precision_hand_computed():
     # u0: hits at rank 2 (precision 1/2) and rank 4 (2/4) -> (1/2 + 1/2) / min(4, 3)
     # u1: hit at rank 1 (1/1) -> 1 / min(4, 2); u2: hit at rank 4 (1/4) -> 1/4 / 1
-    close(average_precision_at_k(REC, REL, 4), [1 / 3, 1 / 2, 1 / 4, np.nan])
+    assert_close(average_precision_at_k(REC, REL, 4), [1 / 3, 1 / 2, 1 / 4, np.nan])
     # @2: u0 hit at rank 2 -> (1/2) / min(2, 3) ; u1 1/min(2,2); u2 none
-    close(average_precision_at_k(REC, REL, 2), [1 / 4, 1 / 2, 0.0, np.nan])
+    assert_close(average_precision_at_k(REC, REL, 2), [1 / 4, 1 / 2, 0.0, np.nan])
 
 
 def test_reciprocal_rank_and_hit_rate_hand_computed():
-    close(reciprocal_rank_at_k(REC, REL, 4), [1 / 2, 1.0, 1 / 4, np.nan])
-    close(reciprocal_rank_at_k(REC, REL, 3), [1 / 2, 1.0, 0.0, np.nan])
-    close(hit_rate_at_k(REC, REL, 3), [1.0, 1.0, 0.0, np.nan])
-    close(hit_rate_at_k(REC, REL, 1), [0.0, 1.0, 0.0, np.nan])
+    assert_close(reciprocal_rank_at_k(REC, REL, 4), [1 / 2, 1.0, 1 / 4, np.nan])
+    assert_close(reciprocal_rank_at_k(REC, REL, 3), [1 / 2, 1.0, 0.0, np.nan])
+    assert_close(hit_rate_at_k(REC, REL, 3), [1.0, 1.0, 0.0, np.nan])
+    assert_close(hit_rate_at_k(REC, REL, 1), [0.0, 1.0, 0.0, np.nan])
 
 
 def test_padding_slot_takes_its_rank():
     rec = np.array([[-1, 2, -1]])
     rel = csr([{2: 1.0}], 3)
-    close(reciprocal_rank_at_k(rec, rel, 3), [1 / 2])
-    close(precision_at_k(rec, rel, 3), [1 / 3])
-    close(ndcg_at_k(rec, rel, 3), [1 / L2(3)])
+    assert_close(reciprocal_rank_at_k(rec, rel, 3), [1 / 2])
+    assert_close(precision_at_k(rec, rel, 3), [1 / 3])
+    assert_close(ndcg_at_k(rec, rel, 3), [1 / L2(3)])
     # an all-padding list is all misses (not NaN: the user has relevant items)
-    close(recall_at_k(np.full((1, 3), -1), rel, 3), [0.0])
+    assert_close(recall_at_k(np.full((1, 3), -1), rel, 3), [0.0])
 
 
 def test_stored_zeros_and_negative_gains_are_not_relevant():
     rel = sp.csr_array((np.array([0.0, -2.0, 1.0]), (np.array([0, 0, 0]), np.array([0, 1, 2]))), shape=(1, 3))
     rec = np.array([[0, 1, 2]])
-    close(recall_at_k(rec, rel, 3), [1.0])  # one relevant item (2) only
-    close(precision_at_k(rec, rel, 3), [1 / 3])
+    assert_close(recall_at_k(rec, rel, 3), [1.0])  # one relevant item (2) only
+    assert_close(precision_at_k(rec, rel, 3), [1 / 3])
     # a user whose only stored entries are zeros has no relevant items
-    close(precision_at_k(rec, sp.csr_array((np.array([0.0]), (np.array([0]), np.array([1]))), shape=(1, 3)), 3),
+    assert_close(precision_at_k(rec, sp.csr_array((np.array([0.0]), (np.array([0]), np.array([1]))), shape=(1, 3)), 3),
           [np.nan])
 
 
 def test_dense_and_boolean_relevance_accepted():
     dense = REL.toarray()
-    close(ndcg_at_k(REC, dense, 4), ndcg_at_k(REC, REL, 4))
-    close(recall_at_k(REC, sp.csr_matrix(dense > 0), 4), recall_at_k(REC, REL, 4))
+    assert_close(ndcg_at_k(REC, dense, 4), ndcg_at_k(REC, REL, 4))
+    assert_close(recall_at_k(REC, sp.csr_matrix(dense > 0), 4), recall_at_k(REC, REL, 4))
 
 
 def test_ranking_metrics_keys_and_values():
     out = ranking_metrics(REC, REL, 4)
     assert list(out) == ["precision@4", "recall@4", "ndcg@4", "map@4", "mrr@4", "hr@4"]
-    close(out["ndcg@4"], ndcg_at_k(REC, REL, 4))
-    close(out["map@4"], average_precision_at_k(REC, REL, 4))
-    close(out["mrr@4"], reciprocal_rank_at_k(REC, REL, 4))
+    assert_close(out["ndcg@4"], ndcg_at_k(REC, REL, 4))
+    assert_close(out["map@4"], average_precision_at_k(REC, REL, 4))
+    assert_close(out["mrr@4"], reciprocal_rank_at_k(REC, REL, 4))
     many = ranking_metrics(REC, REL, [2, 10], metrics=("ndcg", "recall"), graded=True)
     assert set(many) == {"ndcg@2", "recall@2", "ndcg@10", "recall@10"}
-    close(many["ndcg@2"], ndcg_at_k(REC, REL, 2, graded=True))
-    close(many["recall@10"], recall_at_k(REC, REL, 10))
+    assert_close(many["ndcg@2"], ndcg_at_k(REC, REL, 2, graded=True))
+    assert_close(many["recall@10"], recall_at_k(REC, REL, 10))
 
 
 def test_ranking_input_errors():
@@ -189,7 +189,7 @@ def test_ranking_input_errors():
 
 def test_duplicates_allowed_in_padding():
     rec = np.array([[3, -1, -1]])
-    close(hit_rate_at_k(rec, csr([{3: 1.0}], 4), 3), [1.0])
+    assert_close(hit_rate_at_k(rec, csr([{3: 1.0}], 4), 3), [1.0])
 
 
 # --- references: sklearn and a slow pure-Python implementation ------------------------------------
@@ -272,8 +272,8 @@ def check_against_reference(rec, truth, n_items, ks):
         graded = ndcg_at_k(rec, rel, k, graded=True)
         ref = [reference(rec[u], truth[u], k) for u in range(len(truth))]
         for name in ("precision", "recall", "ndcg", "map", "mrr", "hr"):
-            close(out[f"{name}@{k}"], [r[name] for r in ref])
-        close(graded, [r["gndcg"] for r in ref])
+            assert_close(out[f"{name}@{k}"], [r[name] for r in ref])
+        assert_close(graded, [r["gndcg"] for r in ref])
 
 
 def test_ranking_metrics_match_python_reference_on_random_data():
@@ -300,7 +300,7 @@ def test_metric_identities_on_random_data():
     n_rel = np.array([len(t) for t in truth], dtype=float)
     ok = n_rel > 0
     # hits = precision * k = recall * n_relevant
-    close((out["precision@20"] * 20)[ok], (out["recall@20"] * n_rel)[ok])
+    assert_close((out["precision@20"] * 20)[ok], (out["recall@20"] * n_rel)[ok])
     for v in out.values():
         assert np.isnan(v[~ok]).all() and ((v[ok] >= 0) & (v[ok] <= 1)).all()
     assert (out["mrr@20"][ok] <= out["hr@20"][ok]).all()
@@ -311,21 +311,21 @@ def test_metric_identities_on_random_data():
 def test_auc_hand_computed_with_tie():
     # positive item 1 (0.8) vs negatives 0 (0.9: loses), 2 (0.8: tie, 1/2), 3 (0.1: wins) -> (0 + 1/2 + 1) / 3
     scores = np.array([[0.9, 0.8, 0.8, 0.1]])
-    close(auc(scores, csr([{1: 1.0}], 4)), [0.5])
+    assert_close(auc(scores, csr([{1: 1.0}], 4)), [0.5])
     # leaving the tied item out of the candidates: (0 + 1) / 2
     cand = np.array([[True, True, False, True]])
-    close(auc(scores, csr([{1: 1.0}], 4), cand), [0.5])
+    assert_close(auc(scores, csr([{1: 1.0}], 4), cand), [0.5])
     # leaving the better negative out instead: (1/2 + 1) / 2
-    close(auc(scores, csr([{1: 1.0}], 4), np.array([[False, True, True, True]])), [0.75])
+    assert_close(auc(scores, csr([{1: 1.0}], 4), np.array([[False, True, True, True]])), [0.75])
 
 
 def test_auc_nan_without_positives_or_negatives():
     scores = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1]])
     rel = csr([{}, {0: 1.0, 1: 1.0, 2: 1.0}, {0: 1.0}], 3)
-    close(auc(scores, rel), [np.nan, np.nan, 1.0])
+    assert_close(auc(scores, rel), [np.nan, np.nan, 1.0])
     # a relevant item outside the candidates is not a positive
     cand = np.array([[True] * 3, [True] * 3, [False, True, True]])
-    close(auc(scores, rel, cand), [np.nan, np.nan, np.nan])
+    assert_close(auc(scores, rel, cand), [np.nan, np.nan, np.nan])
 
 
 def test_auc_matches_sklearn_with_ties_and_candidates(monkeypatch):
@@ -343,11 +343,11 @@ def test_auc_matches_sklearn_with_ties_and_candidates(monkeypatch):
         y = truth[u, cand[u]]
         ref.append(roc_auc_score(y, np.clip(scores[u, cand[u]], -1e300, 1e300)) if 0 < y.sum() < y.size else np.nan)
     ours = auc(scores, rel, cand)
-    close(ours, ref)
+    assert_close(ours, ref)
     # chunked processing gives the same answer
     monkeypatch.setattr(M, "_AUC_CHUNK_CELLS", 3 * n_items)
-    close(auc(scores, rel, cand), ours)
-    close(auc(scores, rel), [roc_auc_score(truth[u], np.clip(scores[u], -1e300, 1e300)) for u in range(n_users)])
+    assert_close(auc(scores, rel, cand), ours)
+    assert_close(auc(scores, rel), [roc_auc_score(truth[u], np.clip(scores[u], -1e300, 1e300)) for u in range(n_users)])
 
 
 def test_auc_input_errors():
@@ -362,7 +362,7 @@ def test_auc_input_errors():
     with pytest.raises(DataError, match=r"scores\[1, 2\] is NaN"):
         auc(bad, rel)
     # a NaN outside the candidates is fine
-    close(auc(bad, rel, np.array([[True] * 3, [True, True, False]])), [0.5, 0.5])
+    assert_close(auc(bad, rel, np.array([[True] * 3, [True, True, False]])), [0.5, 0.5])
 
 
 # --- beyond accuracy ------------------------------------------------------------------------------
@@ -404,8 +404,8 @@ def test_intra_list_diversity_hand_computed():
     # [0, 1, 2]: 1 - cos = 1 (0,1), 1 - 1/√2 (0,2), 1 - 1/√2 (1,2) -> mean (3 - √2) / 3
     # [0, 3]: zero vector -> similarity 0 -> 1;  [2] and [] -> NaN;  [0, 2] -> 1 - 1/√2
     expected = [(3 - math.sqrt(2)) / 3, 1.0, np.nan, np.nan, 1 - 1 / math.sqrt(2)]
-    close(intra_list_diversity(rec, vectors), expected)
-    close(intra_list_diversity(rec, sp.csr_array(vectors)), expected)
+    assert_close(intra_list_diversity(rec, vectors), expected)
+    assert_close(intra_list_diversity(rec, sp.csr_array(vectors)), expected)
     # k=2 cuts [0, 1, 2] to [0, 1]
     assert intra_list_diversity(rec, vectors, k=2)[0] == pytest.approx(1.0)
 
@@ -428,8 +428,8 @@ def test_novelty_hand_computed():
     # n_users 8, popularity [8, 4, 2, 0] -> self-information -log2(p/8) = [0, 1, 2, 3] (0 counts as 1)
     pop = np.array([8, 4, 2, 0])
     rec = np.array([[0, 1, -1], [2, 3, -1], [-1, -1, -1], [0, 1, 3]])
-    close(novelty(rec, pop, 8), [0.5, 2.5, np.nan, 4 / 3])
-    close(novelty(rec, pop, 8, k=1), [0.0, 2.0, np.nan, 0.0])
+    assert_close(novelty(rec, pop, 8), [0.5, 2.5, np.nan, 4 / 3])
+    assert_close(novelty(rec, pop, 8, k=1), [0.0, 2.0, np.nan, 0.0])
     with pytest.raises(DataError, match="n_users is 4"):
         novelty(rec, pop, 4)
     with pytest.raises(DataError, match="catalogue has 4 items"):
