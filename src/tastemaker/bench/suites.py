@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tastemaker.bench.peers import ImplicitPeer, SurprisePeer
+from tastemaker.bench.peers import ImplicitPeer, LightFMPeer, SurprisePeer
 from tastemaker.errors import ConfigError
 from tastemaker.evaluation.protocols import EvaluationResult, evaluate, get_protocol
 from tastemaker.models.base import Recommender
@@ -44,10 +44,23 @@ def implicit(algorithm: str, label: str, alpha: float = 1.0, **params: Any) -> E
     return Entry("implicit", label, lambda: ImplicitPeer(algorithm=algorithm, params=params, alpha=alpha), shown)
 
 
+def lightfm(label: str, features: str, epochs: int, **params: Any) -> Entry:
+    return Entry("lightfm", label, lambda: LightFMPeer(features=features, epochs=epochs, params=params),
+                 {"features": features, "epochs": epochs, **params})
+
+
+# LightFM WARP settings: best NDCG@10 on validation_split(u1.base, user_holdout 20%, seed 0) of a small grid
+# (no_components 32–128, epochs 20–100, learning_rate 0.01–0.05, item_alpha 0/1e-6): 0.2547 without
+# features, 0.2501 with genres.
+LIGHTFM_WARP = lightfm("WARP", "none", 60, no_components=64, learning_rate=0.02)
+LIGHTFM_WARP_GENRES = lightfm("WARP+genres", "genres", 40, no_components=64, learning_rate=0.05)
+LIGHTFM_WARP_ALL = lightfm("WARP+genres+demographics", "all", 40, no_components=64, learning_rate=0.05)
+
+
 @dataclass(frozen=True)
 class Suite:
     name: str
-    protocol: str
+    protocols: tuple[str, ...]
     dataset: str
     ours: tuple[Entry, ...]
     peers: tuple[Entry, ...]
@@ -61,18 +74,19 @@ SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
         Suite(
-            name="ml100k-rating", protocol="rating-folds", dataset="ml-100k",
+            name="ml100k-rating", protocols=("rating-folds",), dataset="ml-100k",
             ours=(ours("baseline"), ours("biased_mf"), ours("item_knn"), ours("popularity", kind="rating")),
             peers=(
                 surprise("BaselineOnly"), surprise("SVD"), surprise("SVDpp"),
                 surprise("KNNBaseline", sim_options={"name": "pearson_baseline", "user_based": False}),
+                surprise("SlopeOne"), surprise("NMF"), surprise("CoClustering"),
             ),
             counterparts=(("baseline", "surprise/BaselineOnly"), ("biased_mf", "surprise/SVD"),
                           ("biased_mf", "surprise/SVDpp"), ("item_knn", "surprise/KNNBaseline")),
             headline=("rmse", "mae"),
         ),
         Suite(
-            name="ml100k-topn", protocol="topn-u1", dataset="ml-100k",
+            name="ml100k-topn", protocols=("topn-u1",), dataset="ml-100k",
             ours=(ours("popularity"), ours("ease"), ours("item_knn"), ours("biased_mf")),
             # implicit's settings: best NDCG@10 of a grid on validation_split(u1.base, user_holdout 20%,
             # seed 0), never u1.test — ALS 0.2624 (factors 8–128, regularization 0.1–200, alpha 1–20),
@@ -82,9 +96,17 @@ SUITES: dict[str, Suite] = {
                 implicit("bpr", "BPR", factors=64, learning_rate=0.003, regularization=0.01, iterations=100),
                 implicit("cosine", "cosine", K=1000),
                 implicit("bm25", "BM25", K=400),
+                LIGHTFM_WARP, LIGHTFM_WARP_GENRES,
             ),
             counterparts=(("ease", "implicit/ALS"), ("ease", "implicit/BPR"), ("ease", "implicit/BM25")),
             headline=("ndcg@10", "precision@10", "recall@10", "map@10", "hr@10", "auc", "coverage@10"),
+        ),
+        Suite(
+            name="ml100k-cold", protocols=("cold-items", "cold-users"), dataset="ml-100k",
+            ours=(ours("popularity"), ours("ease")),
+            peers=(LIGHTFM_WARP, LIGHTFM_WARP_GENRES, LIGHTFM_WARP_ALL),
+            counterparts=(),
+            headline=("ndcg@10", "recall@10", "hr@10", "auc", "coverage@10"),
         ),
     )
 }
@@ -130,7 +152,6 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run a suite on `data` (the suite's Dataset); returns the bench JSON document."""
     suite = get_suite(name)
-    protocol = get_protocol(suite.protocol)
     entries = [e for e in suite.ours if models is None or e.model in models]
     if models is not None:
         unknown = set(models) - {e.model for e in suite.ours}
@@ -139,21 +160,27 @@ def run_suite(
                               f"{', '.join(e.model for e in suite.ours)}")
     if peers:
         entries += list(suite.peers)
-    results = []
-    for entry in entries:
-        result = evaluate(entry.factory, protocol, data, model_name=entry.model, system=entry.system,
-                          params=entry.params)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    protocols = [get_protocol(p) for p in suite.protocols]
+    rows: list[dict[str, Any]] = []
+    compared: list[dict[str, Any]] = []
+    for protocol in protocols:
+        results = []
+        for entry in entries:
+            result = evaluate(entry.factory, protocol, data, model_name=entry.model, system=entry.system,
+                              params=entry.params)
+            results.append(result)
+            rows.append({"protocol": protocol.name, **result.row()})
+            if on_result is not None:
+                on_result(result)
+        compared += [{"protocol": protocol.name, **c} for c in comparisons(suite, results)]
     return {
         "suite": suite.name,
-        "protocol": protocol.name,
-        "protocol_description": protocol.description,
+        "protocol": ", ".join(p.name for p in protocols),
+        "protocols": [{"name": p.name, "description": p.description} for p in protocols],
         "dataset": suite.dataset,
         "machine": machine_info(),
-        "rows": [r.row() for r in results],
-        "comparisons": comparisons(suite, results),
+        "rows": rows,
+        "comparisons": compared,
     }
 
 

@@ -144,7 +144,7 @@ def models_cmd() -> None:
     """Models and their settings (with defaults)."""
     from tastemaker.models import get_model_class, model_names
 
-    for name in model_names():
+    for name in model_names(available=True):
         cls = get_model_class(name)
         fields = ", ".join(f"{k}={v.default!r}" for k, v in cls.Config.model_fields.items())
         kind = "ratings + ranking" if cls.predicts_ratings is True else "ranking"
@@ -350,10 +350,13 @@ def bench(obj, suite, peers, models, dataset_path, output, markdown, track) -> N
             for row in doc["rows"]:
                 t.log_metrics(row["metrics"], prefix=f"{row['system']}.{row['model']}.")
             t.log_dict(doc, "bench.json")
-    console.print(results_table(doc["rows"], list(spec.headline),
-                                title=f"{suite} — {doc['protocol']}: {doc['protocol_description']}"))
-    if doc["comparisons"]:
-        console.print(comparison_table(doc["comparisons"], list(spec.headline), title="ours vs peer"))
+    for proto in doc["protocols"]:
+        rows = [r for r in doc["rows"] if r["protocol"] == proto["name"]]
+        console.print(results_table(rows, list(spec.headline),
+                                    title=f"{suite} — {proto['name']}: {proto['description']}"))
+        compared = [c for c in doc["comparisons"] if c["protocol"] == proto["name"]]
+        if compared:
+            console.print(comparison_table(compared, list(spec.headline), title=f"ours vs peer — {proto['name']}"))
     m = doc["machine"]
     console.print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
                   highlight=False)

@@ -4,6 +4,11 @@
   folds); RMSE and MAE per fold and their mean.
 - ``topn-u1``: train on u1.base; a u1.test rating ≥ 4 is relevant; rank every item the user did not
   rate in u1.base; users with at least one relevant item; k = 10.
+- ``cold-items``: 20% of the items (seeded) are held out with all their events; each test user's
+  held-out items rated ≥ 4 are relevant and only held-out items are ranked — pure collaborative
+  filtering is at chance, side features (genres, year, title) must do the work.
+- ``cold-users``: 20% of the users (seeded) are held out entirely; their ratings ≥ 4 are relevant
+  and every training item is ranked — demographics must do the work.
 - ``rating-holdout`` / ``topn-holdout`` / ``topn-temporal``: the same measurements on any data set
   (e.g. one read by the generic loader) with a seeded random 20% holdout, a per-user 20% holdout, or
   a global time cut at the last 20% of events.
@@ -21,7 +26,7 @@ import scipy.sparse as sp
 
 from tastemaker.data.datasets import Dataset
 from tastemaker.data.interactions import Interactions
-from tastemaker.data.splits import Split, random_split, temporal_split, user_holdout
+from tastemaker.data.splits import Split, cold_item_split, cold_user_split, random_split, temporal_split, user_holdout
 from tastemaker.errors import ConfigError
 from tastemaker.evaluation.metrics import (
     auc,
@@ -51,6 +56,8 @@ class Protocol:
     k: int = 10
     relevance_threshold: float | None = 4.0
     """Top-N: a test event is relevant when its value ≥ this (explicit data); None = every test event."""
+    cold_items: bool = False
+    """Top-N: rank only the items of the test set (the held-out, cold items)."""
 
 
 def _dataset_split(names: tuple[str, ...]) -> Callable[[Dataset | Interactions], list[tuple[str, Split]]]:
@@ -75,6 +82,11 @@ PROTOCOLS: dict[str, Protocol] = {
                  _dataset_split(("u1", "u2", "u3", "u4", "u5"))),
         Protocol("topn-u1", "topn", "train u1.base; u1.test ratings ≥ 4 relevant; rank all unrated items; k=10",
                  _dataset_split(("u1",))),
+        Protocol("cold-items", "topn", "20% of items held out entirely (seed 0); rank only them; test ratings ≥ 4 "
+                 "relevant", lambda d: [("cold-items", cold_item_split(_interactions(d), 0.2, seed=0))],
+                 cold_items=True),
+        Protocol("cold-users", "topn", "20% of users held out entirely (seed 0); rank all items; their ratings ≥ 4 "
+                 "relevant", lambda d: [("cold-users", cold_user_split(_interactions(d), 0.2, seed=0))]),
         Protocol("rating-holdout", "rating", "seeded random 20% of ratings held out",
                  lambda d: [("holdout", random_split(_interactions(d), 0.2, seed=0))]),
         Protocol("topn-holdout", "topn", "per-user 20% holdout (seeded); holdout values ≥ 4 relevant on explicit "
@@ -129,9 +141,9 @@ class EvaluationResult:
             "system": self.system,
             "model": self.model,
             "params": self.params,
-            "metrics": self.metrics,
+            "metrics": _nan_to_none(self.metrics),
             "ci95": {k: [v.low, v.high] for k, v in self.ci.items()},
-            "folds": [{"fold": f.fold, **f.metrics, "fit_seconds": f.fit_seconds,
+            "folds": [{"fold": f.fold, **_nan_to_none(f.metrics), "fit_seconds": f.fit_seconds,
                        "predict_seconds": f.predict_seconds} for f in self.folds],
             "fit_seconds": self.fit_seconds,
             "predict_seconds": self.predict_seconds,
@@ -161,17 +173,27 @@ def relevance_matrix(test: Interactions, threshold: float | None) -> tuple[np.nd
 
 
 def topn_scores(model: Recommender, train: Interactions, test: Interactions, k: int,
-                threshold: float | None) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray, float]:
-    """Ranking metrics at k plus AUC and beyond-accuracy metrics; returns (means, per-user, users, seconds)."""
+                threshold: float | None, *, cold_items: bool = False,
+                ) -> tuple[dict[str, float], dict[str, np.ndarray], np.ndarray, float]:
+    """Ranking metrics at k plus AUC and beyond-accuracy metrics; returns (means, per-user, users, seconds).
+
+    With `cold_items`, only the items that occur in `test` are candidates (the cold-items protocol).
+    """
     test = test.reindex(model.user_vocab, model.item_vocab)
     users, relevant = relevance_matrix(test, threshold)
+    candidates = None
+    if cold_items:
+        candidates = np.zeros(model.n_items, dtype=bool)
+        candidates[test.item_idx] = True
     t0 = time.perf_counter()
-    items, _, _ = model.recommend_indices(users, k, exclude_seen=True)
+    items, _, _ = model.recommend_indices(users, k, exclude_seen=True, candidates=candidates)
     seconds = time.perf_counter() - t0
     per_user = ranking_metrics(items, relevant, k)
     full = model.score_matrix(users)
-    candidates = ~model.train_matrix[users].toarray().astype(bool)
-    per_user["auc"] = auc(full, relevant, candidates)
+    allowed = ~model.train_matrix[users].toarray().astype(bool)
+    if candidates is not None:
+        allowed &= candidates
+    per_user["auc"] = auc(full, relevant, allowed)
     item_vectors = None
     if train.item_features is not None and train.item_features.multi_hot:
         item_vectors = train.item_features.feature_matrix(model.item_vocab)
@@ -179,10 +201,21 @@ def topn_scores(model: Recommender, train: Interactions, test: Interactions, k: 
         per_user[f"ild@{k}"] = intra_list_diversity(items, item_vectors, k)
     popularity = np.asarray((model.train_matrix > 0).sum(axis=0)).ravel()
     per_user[f"novelty@{k}"] = novelty(items, popularity, model.n_users, k)
-    means = {name: float(np.nanmean(vals)) for name, vals in per_user.items()}
+    means = {name: _nanmean(vals) for name, vals in per_user.items()}
     means[f"coverage@{k}"] = catalog_coverage(items, model.n_items, k)
     means[f"gini@{k}"] = gini_index(items, model.n_items, k)
     return means, per_user, users, seconds
+
+
+def _nan_to_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    """NaN (a metric undefined for every user) becomes null in the JSON, which has no NaN."""
+    return {k: (None if v != v else v) for k, v in metrics.items()}
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean over users where the metric is defined; NaN (no warning) when it is defined for none."""
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def evaluate(
@@ -217,7 +250,7 @@ def evaluate(
             metrics, _, predict_seconds = rating_scores(model, test)
         else:
             metrics, fold_users, fold_users_idx, predict_seconds = topn_scores(
-                model, train, test, protocol.k, protocol.relevance_threshold)
+                model, train, test, protocol.k, protocol.relevance_threshold, cold_items=protocol.cold_items)
             if not per_user:
                 per_user, users = fold_users, fold_users_idx
                 ci = {m: bootstrap_ci(v, n_resamples=bootstrap) for m, v in fold_users.items()}

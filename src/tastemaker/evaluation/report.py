@@ -91,17 +91,17 @@ def bench_markdown(doc: dict[str, Any], metrics: list[str], command: str) -> str
     parts = [
         f"### {doc['suite']}",
         "",
-        f"Protocol `{doc['protocol']}`: {doc['protocol_description']}.",
-        "",
         f"Reproduce: `{command}`",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
         f"numpy {m['numpy']}, tastemaker {m['tastemaker']}, {m['date']}.",
-        "",
-        markdown_table(doc["rows"], metrics),
     ]
-    if doc.get("comparisons"):
-        parts += ["", markdown_comparisons(doc["comparisons"], metrics)]
+    for proto in doc["protocols"]:
+        rows = [r for r in doc["rows"] if r["protocol"] == proto["name"]]
+        parts += ["", f"Protocol `{proto['name']}`: {proto['description']}.", "", markdown_table(rows, metrics)]
+        compared = [c for c in doc.get("comparisons", []) if c["protocol"] == proto["name"]]
+        if compared:
+            parts += ["", markdown_comparisons(compared, metrics)]
     return "\n".join(parts) + "\n"
 
 

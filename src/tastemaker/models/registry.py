@@ -12,6 +12,24 @@ BUILTIN: dict[str, str] = {
     "biased_mf": "tastemaker.models.mf:BiasedMF",
     "item_knn": "tastemaker.models.knn:ItemKNN",
     "ease": "tastemaker.models.ease:EASE",
+    # rating prediction, the Surprise family and beyond
+    "svdpp": "tastemaker.models.svdpp:SVDpp",
+    "time_svdpp": "tastemaker.models.timesvd:TimeSVDpp",
+    "nmf": "tastemaker.models.nmf:NMF",
+    "slope_one": "tastemaker.models.slope_one:SlopeOne",
+    "co_clustering": "tastemaker.models.coclustering:CoClustering",
+    "autorec": "tastemaker.models.autorec:AutoRec",
+    "bayesian_mf": "tastemaker.models.bayesian:BayesianMF",
+    "rating_blend": "tastemaker.models.blend:RatingBlend",
+    # top-N ranking
+    "als": "tastemaker.models.implicit_mf:ALS",
+    "bpr": "tastemaker.models.implicit_mf:BPR",
+    "item_cf": "tastemaker.models.neighbors:ItemCF",
+    "rp3beta": "tastemaker.models.graph:RP3beta",
+    "slim": "tastemaker.models.slim:SLIM",
+    "hybrid_mf": "tastemaker.models.hybrid:HybridMF",
+    "two_tower": "tastemaker.models.two_tower:TwoTower",
+    "rank_blend": "tastemaker.models.blend:RankBlend",
 }
 
 _REGISTERED: dict[str, type] = {}
@@ -25,8 +43,19 @@ def register(cls: type) -> type:
     return cls
 
 
-def model_names() -> list[str]:
-    return sorted({*BUILTIN, *_REGISTERED})
+def model_names(*, available: bool = False) -> list[str]:
+    """Registered model names; with `available`, only those whose module imports here."""
+    names = sorted({*BUILTIN, *_REGISTERED})
+    if not available:
+        return names
+    out = []
+    for name in names:
+        try:
+            get_model_class(name)
+        except (ImportError, AttributeError):
+            continue
+        out.append(name)
+    return out
 
 
 def get_model_class(name: str) -> type:
