@@ -298,7 +298,13 @@ class Recommender(ABC):
         i = self.item_vocab.indices(items_l)
         return self._pairs(u, i, np.asarray(users_l, dtype=object), np.asarray(items_l, dtype=object))
 
-    def _pairs(self, u: np.ndarray, i: np.ndarray, users: np.ndarray, items: np.ndarray) -> Prediction:
+    def _score_pairs_at(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        """Scores of known pairs at given times (unix seconds); time-aware models override this,
+        the others ignore the time."""
+        return self._score_pairs(users, items)
+
+    def _pairs(self, u: np.ndarray, i: np.ndarray, users: np.ndarray, items: np.ndarray,
+               timestamps: np.ndarray | None = None) -> Prediction:
         n = len(u)
         known_u = u >= 0
         known_i = i >= 0
@@ -309,7 +315,9 @@ class Recommender(ABC):
         ok = known_u & known_i & ~cold_u & ~cold_i
         values = np.empty(n, dtype=np.float64)
         if ok.any():
-            values[ok] = self._score_pairs(u[ok].astype(np.int64), i[ok].astype(np.int64))
+            uk, ik = u[ok].astype(np.int64), i[ok].astype(np.int64)
+            values[ok] = (self._score_pairs(uk, ik) if timestamps is None
+                          else self._score_pairs_at(uk, ik, np.asarray(timestamps, dtype=np.int64)[ok]))
         if (~ok).any():
             values[~ok] = self._fallback_values(np.where(known_u & ~cold_u, u, UNKNOWN)[~ok],
                                                 np.where(known_i & ~cold_i, i, UNKNOWN)[~ok])
@@ -337,12 +345,15 @@ class Recommender(ABC):
             out.values = np.clip(out.values, *self.rating_scale)
         return out
 
-    def predict_indices(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Rating predictions for index pairs (-1 = unknown) — the fast path evaluation uses."""
+    def predict_indices(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None,
+                        ) -> np.ndarray:
+        """Rating predictions for index pairs (-1 = unknown) — the fast path evaluation uses.
+
+        `timestamps` (unix seconds, one per pair) reach time-aware models; others ignore them."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
-        pred = self._pairs(users, items, users, items).values
+        pred = self._pairs(users, items, users, items, timestamps).values
         if self.predicts_ratings and self.rating_scale is not None:
             pred = np.clip(pred, *self.rating_scale)
         return pred
