@@ -418,6 +418,15 @@ def demo(obj, dataset_path, user_id) -> None:
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
+def _register_subcommands() -> None:
+    from tastemaker.cli.tune import tune
+
+    cli.add_command(tune)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     cli(obj={})
 
