@@ -167,6 +167,12 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "temperature": {"low": 0.02, "high": 1.0, "log": True},
         "id_dropout": {"low": 0.0, "high": 0.5},
     },
+    "content_knn": {
+        "weighting": {"choices": ["uniform", "value", "centered"]},
+        "tfidf_ngrams": {"low": 1, "high": 2},
+        "tfidf_min_df": {"low": 1, "high": 3},
+        "tfidf_sublinear_tf": {"choices": [True, False]},
+    },
     # models not written yet when this module was: field names guessed from the team's conventions
     # (n_factors, n_epochs, learning_rate, reg, …); tests/test_tuning.py checks every space against its
     # model's config once the model imports

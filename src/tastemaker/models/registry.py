@@ -30,6 +30,8 @@ BUILTIN: dict[str, str] = {
     "hybrid_mf": "tastemaker.models.hybrid:HybridMF",
     "two_tower": "tastemaker.models.two_tower:TwoTower",
     "rank_blend": "tastemaker.models.blend:RankBlend",
+    # content-based (scores items before their first interaction)
+    "content_knn": "tastemaker.models.content:ContentKNN",
 }
 
 _REGISTERED: dict[str, type] = {}
