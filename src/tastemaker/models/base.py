@@ -284,19 +284,26 @@ class Recommender(ABC):
         return self.user_history_counts()[users] == 0
 
     # --- pairs --------------------------------------------------------------------------------
-    def score(self, users: Sequence[Any] | Any, items: Sequence[Any] | Any) -> Prediction:
-        """Scores of (user, item) pairs given by external ids (broadcast a single user or item)."""
+    def score(self, users: Sequence[Any] | Any, items: Sequence[Any] | Any, *,
+              timestamps: Sequence[int] | int | None = None) -> Prediction:
+        """Scores of (user, item) pairs given by external ids. A single user, item or timestamp is
+        broadcast to every pair; `timestamps` (unix seconds) reach time-aware models."""
         self._check_fitted()
         users_l, items_l = _as_list(users), _as_list(items)
-        if len(users_l) == 1 and len(items_l) != 1:
-            users_l = users_l * len(items_l)
-        if len(items_l) == 1 and len(users_l) != 1:
-            items_l = items_l * len(users_l)
-        if len(users_l) != len(items_l):
-            raise ValueError(f"{len(users_l)} users but {len(items_l)} items: pass equal lengths or one of either")
+        times = None if timestamps is None else _as_list(timestamps)
+        n = max(len(users_l), len(items_l), len(times or ()))
+        users_l = users_l * n if len(users_l) == 1 else users_l
+        items_l = items_l * n if len(items_l) == 1 else items_l
+        if times is not None and len(times) == 1:
+            times = times * n
+        if len(users_l) != len(items_l) or (times is not None and len(times) != len(users_l)):
+            raise ValueError(f"{len(users_l)} users, {len(items_l)} items"
+                             f"{'' if times is None else f' and {len(times)} timestamps'}: pass equal lengths "
+                             "or one of any")
         u = self.user_vocab.indices(users_l)
         i = self.item_vocab.indices(items_l)
-        return self._pairs(u, i, np.asarray(users_l, dtype=object), np.asarray(items_l, dtype=object))
+        return self._pairs(u, i, np.asarray(users_l, dtype=object), np.asarray(items_l, dtype=object),
+                           None if times is None else np.asarray(times, dtype=np.int64))
 
     def _score_pairs_at(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         """Scores of known pairs at given times (unix seconds); time-aware models override this,
@@ -335,12 +342,13 @@ class Recommender(ABC):
             reasons[j] = "; ".join(parts)
         return Prediction(users=users, items=items, values=values, fallback=~ok, reasons=reasons)
 
-    def predict(self, users: Sequence[Any] | Any, items: Sequence[Any] | Any) -> Prediction:
+    def predict(self, users: Sequence[Any] | Any, items: Sequence[Any] | Any, *,
+                timestamps: Sequence[int] | int | None = None) -> Prediction:
         """Predicted ratings of (user, item) pairs, clipped to the training rating scale."""
         if not self.predicts_ratings:
             raise NotSupportedError(f"{self.name} ranks items but does not predict ratings; use score() or "
                                     "recommend(), or a rating model such as 'biased_mf'")
-        out = self.score(users, items)
+        out = self.score(users, items, timestamps=timestamps)
         if self.rating_scale is not None:
             out.values = np.clip(out.values, *self.rating_scale)
         return out
