@@ -75,14 +75,17 @@ SUITES: dict[str, Suite] = {
     for s in (
         Suite(
             name="ml100k-rating", protocols=("rating-folds",), dataset="ml-100k",
-            ours=(ours("baseline"), ours("biased_mf"), ours("item_knn"), ours("popularity", kind="rating")),
+            ours=(ours("baseline"), ours("biased_mf"), ours("item_knn"), ours("svdpp"), ours("time_svdpp"),
+                  ours("nmf"), ours("slope_one"), ours("co_clustering"), ours("popularity", kind="rating")),
             peers=(
                 surprise("BaselineOnly"), surprise("SVD"), surprise("SVDpp"),
                 surprise("KNNBaseline", sim_options={"name": "pearson_baseline", "user_based": False}),
                 surprise("SlopeOne"), surprise("NMF"), surprise("CoClustering"),
             ),
             counterparts=(("baseline", "surprise/BaselineOnly"), ("biased_mf", "surprise/SVD"),
-                          ("biased_mf", "surprise/SVDpp"), ("item_knn", "surprise/KNNBaseline")),
+                          ("svdpp", "surprise/SVDpp"), ("time_svdpp", "surprise/SVDpp"),
+                          ("item_knn", "surprise/KNNBaseline"), ("nmf", "surprise/NMF"),
+                          ("slope_one", "surprise/SlopeOne"), ("co_clustering", "surprise/CoClustering")),
             headline=("rmse", "mae"),
         ),
         Suite(
