@@ -90,7 +90,8 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="ml100k-topn", protocols=("topn-u1",), dataset="ml-100k",
-            ours=(ours("popularity"), ours("ease"), ours("item_knn"), ours("biased_mf")),
+            ours=(ours("popularity"), ours("ease"), ours("slim"), ours("als"), ours("item_cf"), ours("rp3beta"),
+                  ours("bpr"), ours("content_knn"), ours("item_knn"), ours("biased_mf")),
             # implicit's settings: best NDCG@10 of a grid on validation_split(u1.base, user_holdout 20%,
             # seed 0), never u1.test — ALS 0.2624 (factors 8–128, regularization 0.1–200, alpha 1–20),
             # BPR 0.1911, cosine 0.2217 and BM25 0.2289 (K 10–1000); EASE's default scored 0.2811 there.
@@ -101,7 +102,9 @@ SUITES: dict[str, Suite] = {
                 implicit("bm25", "BM25", K=400),
                 LIGHTFM_WARP, LIGHTFM_WARP_GENRES,
             ),
-            counterparts=(("ease", "implicit/ALS"), ("ease", "implicit/BPR"), ("ease", "implicit/BM25")),
+            counterparts=(("ease", "implicit/ALS"), ("als", "implicit/ALS"), ("bpr", "implicit/BPR"),
+                          ("item_cf", "implicit/cosine"), ("item_cf", "implicit/BM25"), ("ease", "lightfm/WARP"),
+                          ("ease", "lightfm/WARP+genres")),
             headline=("ndcg@10", "precision@10", "recall@10", "map@10", "hr@10", "auc", "coverage@10"),
         ),
         Suite(

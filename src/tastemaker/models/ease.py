@@ -21,6 +21,7 @@ from scipy.linalg import lapack
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError, DataError
 from tastemaker.models.base import ModelConfig, Reason, Recommender
+from tastemaker.models.weighting import interaction_matrix
 
 _BLOCK_CELLS = 4_000_000
 
@@ -90,16 +91,7 @@ class EASE(Recommender):
 
     def _counted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         """X: the training matrix after the threshold and weighting settings."""
-        x = matrix.astype(np.float64)
-        if self.config.threshold is not None:
-            x.data[x.data < self.config.threshold] = 0.0
-            x.eliminate_zeros()
-        if self.config.weighting == "binary":
-            x.data[:] = 1.0
-        elif x.nnz:
-            # scale to a mean of 1 so that λ means the same for ratings, counts and 0/1 data
-            x.data /= x.data.mean()
-        return x.tocsr()
+        return interaction_matrix(matrix, threshold=self.config.threshold, weighting=self.config.weighting)
 
     def _prepare(self) -> None:
         x = self._counted(self.train_matrix)
