@@ -128,3 +128,20 @@ def test_demo_is_the_main_job(run):
     out = run("demo")
     assert "MovieLens 100K" in out and "ndcg@10" in out
     assert "top-10 for user 196" in out and "because you rated" in out
+
+
+def test_bench_serve_latency_small_run_prints_percentiles(run, tmp_path):
+    path = tmp_path / "serve.json"
+    out = run("bench", "serve-latency", "--skus", "5000", "--users", "500", "--requests", "300", "--output", str(path))
+    assert "p99_ms" in out
+    doc = json.loads(path.read_text())
+    row = doc["rows"][0]
+    assert row["protocol"] == "in-process" and row["metrics"]["errors"] == 0
+    assert 0 < row["metrics"]["p50_ms"] <= row["metrics"]["p95_ms"] <= row["metrics"]["p99_ms"]
+
+
+def test_serve_rejects_bad_settings_with_a_message(run, tmp_path):
+    bad = tmp_path / "serve.toml"
+    bad.write_text("[serve]\nprot = 8000\n")
+    out = run("serve", "--config", str(bad), code=2)
+    assert "prot" in out

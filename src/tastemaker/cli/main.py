@@ -10,14 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from tastemaker.cli.common import (
+    console,
+    data_options,
+    err_console,
+    interactions_of,
+    load_source,
+    progress,
+    typed_id,
+    write_json,
+)
 from tastemaker.errors import TastemakerError
-
-# Wide tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _Group(click.Group):
@@ -31,12 +36,6 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-def _progress(ctx_obj: dict[str, Any]):
-    from tastemaker.progress import progress_bars
-
-    return progress_bars(not ctx_obj.get("quiet", False))
-
-
 @click.group(cls=_Group)
 @click.version_option(package_name="tastemaker")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -45,46 +44,6 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     """tastemaker: recommendations for content personalisation."""
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
-
-
-# --- shared data options --------------------------------------------------------------------------
-
-def data_options(fn):
-    """--dataset/--path for named data sets, or --data with column options for the generic loader."""
-    options = [
-        click.option("--dataset", default=None, help="Named data set, e.g. ml-100k (see `tastemaker data list`)."),
-        click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
-                     help="Where the named data set lives (folder or zip); default: $TASTEMAKER_DATA_DIR or download."),
-        click.option("--data", "data_file", type=click.Path(path_type=Path), default=None,
-                     help="Any CSV/TSV/Parquet file of interactions (use the column options)."),
-        click.option("--user-col", default="user", show_default=True),
-        click.option("--item-col", default="item", show_default=True),
-        click.option("--value-col", default=None, help="Rating/value column; omit for implicit data."),
-        click.option("--time-col", default=None, help="Timestamp column (seconds)."),
-        click.option("--sep", default=None, help="Field separator (default: from the extension)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def load_source(dataset: str | None, dataset_path: Path | None, data_file: Path | None, user_col: str,
-                item_col: str, value_col: str | None, time_col: str | None, sep: str | None):
-    """A named `Dataset` or, with --data, `Interactions` from the generic loader."""
-    from tastemaker.data import load_dataset, load_interactions
-
-    if data_file is not None:
-        if dataset is not None:
-            raise click.UsageError("give either --dataset or --data, not both")
-        return load_interactions(data_file, user=user_col, item=item_col, value=value_col, timestamp=time_col,
-                                 sep=sep)
-    return load_dataset(dataset or "ml-100k", dataset_path)
-
-
-def _interactions(source):
-    from tastemaker.data import Dataset
-
-    return source.interactions if isinstance(source, Dataset) else source
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -109,9 +68,9 @@ def data_list() -> None:
 @click.pass_obj
 def data_info(obj, as_json: bool, **source) -> None:
     """Counts, density and the rating histogram of a data set."""
-    with _progress(obj):
+    with progress(obj):
         loaded = load_source(**source)
-    info = _interactions(loaded).describe()
+    info = interactions_of(loaded).describe()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -189,11 +148,11 @@ def train(obj, model_name, config_file, split, out, track, **source) -> None:
     from tastemaker.tracking import Tracker
 
     name, params = model_config(model_name, config_file)
-    with _progress(obj):
+    with progress(obj):
         loaded = load_source(**source)
         if split != "full" and not hasattr(loaded, "split"):
             raise click.UsageError("--split needs a named data set with official splits (--dataset)")
-        data_set = _interactions(loaded) if split == "full" else loaded.split(split).train
+        data_set = interactions_of(loaded) if split == "full" else loaded.split(split).train
         model = create_model(name, params)
         tracker = Tracker(track)
         with tracker.run(f"train {name}", params={"model": name, **model.config.to_dict()},
@@ -218,7 +177,7 @@ def recommend(model_dir: Path, users: tuple[str, ...], k: int, include_seen: boo
     from tastemaker.models import Recommender
 
     model = Recommender.load(model_dir)
-    ids = [_typed_id(model.user_vocab, u) for u in users]
+    ids = [typed_id(model.user_vocab, u) for u in users]
     recs = model.recommend(ids, k=k, exclude_seen=not include_seen, explain=True)
     if as_json:
         click.echo(json.dumps([{
@@ -230,10 +189,6 @@ def recommend(model_dir: Path, users: tuple[str, ...], k: int, include_seen: boo
         return
     for rec in recs:
         print_recommendations(model, rec)
-
-
-def _typed_id(vocab, raw: str):
-    return int(raw) if vocab.is_integer and raw.lstrip("-").isdigit() else raw
 
 
 def print_recommendations(model, rec, title: str | None = None) -> None:
@@ -279,14 +234,14 @@ def evaluate(obj, protocol, models, config_file, output, track, **source) -> Non
     for n in names:
         get_model_class(n)
     results = []
-    with _progress(obj):
+    with progress(obj):
         loaded = load_source(**source)
         for n in names:
             params = overrides.get(n, {})
             tracker = Tracker(track)
             with tracker.run(f"evaluate {n} {protocol}", params={"model": n, "protocol": protocol, **params},
                              tags={"command": "evaluate",
-                                   "data_fingerprint": _interactions(loaded).fingerprint()}) as t:
+                                   "data_fingerprint": interactions_of(loaded).fingerprint()}) as t:
                 res = run_eval(lambda n=n, p=params: create_model(n, p), proto, loaded, model_name=n)
                 t.log_metrics(res.metrics)
                 t.log_metrics({"fit_seconds": res.fit_seconds, "predict_seconds": res.predict_seconds})
@@ -308,67 +263,7 @@ def evaluate(obj, protocol, models, config_file, output, track, **source) -> Non
             console.print(f"paired over users, {a.model} − {b.model}: {key} {cmp.mean_diff:+.4f} "
                           f"[{cmp.low:+.4f}, {cmp.high:+.4f}], t-test p={cmp.t_pvalue:.3g}, "
                           f"Wilcoxon p={cmp.wilcoxon_pvalue:.3g}", highlight=False)
-    if output is not None:
-        doc = {"protocol": proto.name, "machine": machine_info(), "rows": rows}
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(doc, indent=2, default=float))
-        console.print(f"wrote {output}")
-
-
-@cli.command()
-@click.argument("suite")
-@click.option("--peers", is_flag=True, help="Run the peer libraries on the same splits in the same run.")
-@click.option("--models", default=None, help="Only these of our models (comma-separated).")
-@click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
-              help="Where the data set lives (default: $TASTEMAKER_DATA_DIR or download).")
-@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
-@click.option("--markdown", type=click.Path(path_type=Path), default=None,
-              help="Update this suite's section of a Markdown file (e.g. docs/benchmarks.md).")
-@click.option("--track", is_flag=True, help="Log to MLflow.")
-@click.pass_obj
-def bench(obj, suite, peers, models, dataset_path, output, markdown, track) -> None:
-    """Run a benchmark suite (ml100k-rating, ml100k-topn); with --peers, side by side with ratios."""
-    from tastemaker.bench.suites import get_suite, run_suite
-    from tastemaker.data import load_dataset
-    from tastemaker.evaluation.report import bench_markdown, comparison_table, results_table, update_markdown_section
-    from tastemaker.tracking import Tracker
-
-    spec = get_suite(suite)
-    only = [m.strip() for m in models.split(",")] if models else None
-
-    def show(result) -> None:
-        bits = ", ".join(f"{m} {result.metrics[m]:.4f}" for m in spec.headline if m in result.metrics)
-        err_console.print(f"  {result.system}/{result.model}: {bits} (fit {result.fit_seconds:.2f} s)",
-                          highlight=False)
-
-    tracker = Tracker(track)
-    with _progress(obj):
-        dataset = load_dataset(spec.dataset, dataset_path)
-        with tracker.run(f"bench {suite}", params={"suite": suite, "peers": peers},
-                         tags={"command": "bench", "data_fingerprint": dataset.interactions.fingerprint()}) as t:
-            doc = run_suite(suite, dataset, peers=peers, models=only, on_result=show)
-            for row in doc["rows"]:
-                t.log_metrics(row["metrics"], prefix=f"{row['system']}.{row['model']}.")
-            t.log_dict(doc, "bench.json")
-    for proto in doc["protocols"]:
-        rows = [r for r in doc["rows"] if r["protocol"] == proto["name"]]
-        console.print(results_table(rows, list(spec.headline),
-                                    title=f"{suite} — {proto['name']}: {proto['description']}"))
-        compared = [c for c in doc["comparisons"] if c["protocol"] == proto["name"]]
-        if compared:
-            console.print(comparison_table(compared, list(spec.headline), title=f"ours vs peer — {proto['name']}"))
-    m = doc["machine"]
-    console.print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
-                  highlight=False)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(doc, indent=2, default=float))
-        console.print(f"wrote {output}")
-    if markdown is not None:
-        command = " ".join(["tastemaker bench", suite, *(["--peers"] if peers else []),
-                            *([f"--models {models}"] if models else [])])
-        update_markdown_section(markdown, f"suite:{suite}", bench_markdown(doc, list(spec.headline), command))
-        console.print(f"updated {markdown}")
+    write_json(output, {"protocol": proto.name, "machine": machine_info(), "rows": rows})
 
 
 # --- the main job ---------------------------------------------------------------------------------
@@ -386,7 +281,7 @@ def demo(obj, dataset_path, user_id) -> None:
     from tastemaker.models import create_model
 
     started = time.perf_counter()
-    with _progress(obj):
+    with progress(obj):
         dataset = load_dataset("ml-100k", dataset_path)
     info = dataset.interactions.describe()
     console.print(f"MovieLens 100K from {dataset.root}: {info['events']:,} ratings, {info['users']:,} users, "
@@ -397,7 +292,7 @@ def demo(obj, dataset_path, user_id) -> None:
     for name in ("popularity", "biased_mf", "item_knn", "ease"):
         model = create_model(name)
         t0 = time.perf_counter()
-        with _progress(obj):
+        with progress(obj):
             model.fit(train_set)
         fit_seconds = time.perf_counter() - t0
         metrics: dict[str, float] = {}
@@ -410,18 +305,48 @@ def demo(obj, dataset_path, user_id) -> None:
     console.print(results_table(rows, ["rmse", "ndcg@10", "precision@10", "recall@10", "map@10", "coverage@10"],
                                 title="u1 split: RMSE on u1.test; top-10 ranking (u1.test ratings ≥ 4 relevant)"))
     best = create_model("ease")
-    with _progress(obj):
+    with progress(obj):
         best.fit(dataset.interactions)
-    user = _typed_id(best.user_vocab, user_id)
+    user = typed_id(best.user_vocab, user_id)
     rec = best.recommend([user], k=10, explain=True)[0]
     print_recommendations(best, rec, title=f"top-10 for user {user} (EASE trained on all ratings)")
     console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="TOML settings ([serve] table); options below override it.")
+@click.option("--model", "model", default=None, help="Model bundle folder (or models:/NAME@alias with MLflow).")
+@click.option("--catalog", default=None, help="Item catalogue (CSV/Parquet: item_id + attributes + text).")
+@click.option("--content-index", default=None, help="A saved ContentIndex folder.")
+@click.option("--rules", default=None, help="Business-rules file (TOML/JSON), hot-reloaded.")
+@click.option("--store", default=None, help="memory:// (default) or redis://host:port/db.")
+@click.option("--namespace", "store_namespace", default=None, help="Store key namespace.")
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+@click.option("--data-dir", default=None, help="Where the durable event log lives.")
+@click.option("--api-key", "api_keys", multiple=True, help="Accepted X-API-Key for writes (repeatable; also "
+              "$TASTEMAKER_API_KEYS).")
+@click.option("--max-body-bytes", default=None, type=int)
+@click.option("--log-level", default=None)
+def serve(config_file, **options) -> None:
+    """Start the recommendation service (FastAPI + uvicorn)."""
+    from tastemaker.serving import ServeSettings
+    from tastemaker.serving import serve as run
+
+    options["api_keys"] = list(options["api_keys"]) or None
+    overrides = {k: v for k, v in options.items() if v is not None}
+    settings = ServeSettings.from_file(config_file, **overrides) if config_file else ServeSettings.parse(overrides)
+    console.print(f"serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    run(settings)
+
+
 def _register_subcommands() -> None:
+    from tastemaker.cli.bench import bench
     from tastemaker.cli.tune import tune
 
     cli.add_command(tune)
+    cli.add_command(bench)
 
 
 _register_subcommands()
