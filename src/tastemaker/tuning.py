@@ -177,18 +177,19 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "tfidf_min_df": {"low": 1, "high": 3},
         "tfidf_sublinear_tf": {"choices": [True, False]},
     },
-    # models not written yet when this module was: field names guessed from the team's conventions
-    # (n_factors, n_epochs, learning_rate, reg, …); tests/test_tuning.py checks every space against its
-    # model's config once the model imports
     "autorec": {
-        "n_hidden": {"low": 100, "high": 1000, "log": True},
-        "reg": {"low": 0.001, "high": 100.0, "log": True},
-        "learning_rate": {"low": 0.0001, "high": 0.01, "log": True},
+        "hidden": {"low": 100, "high": 1000, "log": True},
+        "reg": {"low": 1.0, "high": 1000.0, "log": True},
         "n_epochs": {"low": 20, "high": 300, "log": True},
+        "optimizer": {"choices": ["rprop", "adam"]},
     },
     "bayesian_mf": {
-        "n_factors": {"low": 5, "high": 100, "log": True},
-        "n_samples": {"low": 50, "high": 400, "log": True},
+        "n_factors": {"low": 5, "high": 40, "log": True},
+        "n_samples": {"low": 30, "high": 200, "log": True},
+        "noise_precision": {"low": 0.5, "high": 3.0, "log": True},
+        "prior_strength": {"low": 0.5, "high": 10.0, "log": True},
+        "implicit_users": {"choices": [True, False]},
+        "implicit_items": {"choices": [True, False]},
     },
 }
 """Each model's default search space, as data (the format of a TOML ``[tune.space]`` table)."""
