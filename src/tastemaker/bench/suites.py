@@ -80,14 +80,16 @@ SUITES: dict[str, Suite] = {
     for s in (
         Suite(
             name="ml100k-rating", protocols=("rating-folds",), dataset="ml-100k",
-            ours=(ours("baseline"), ours("biased_mf"), ours("item_knn"), ours("svdpp"), ours("time_svdpp"),
-                  ours("nmf"), ours("slope_one"), ours("co_clustering"), ours("popularity", kind="rating")),
+            ours=(ours("rating_blend"), ours("bayesian_mf"), ours("autorec"), ours("time_svdpp"), ours("svdpp"),
+                  ours("biased_mf"), ours("item_knn"), ours("nmf"), ours("slope_one"), ours("co_clustering"),
+                  ours("baseline"), ours("popularity", kind="rating")),
             peers=(
                 surprise("BaselineOnly"), surprise("SVD"), surprise("SVDpp"),
                 surprise("KNNBaseline", sim_options={"name": "pearson_baseline", "user_based": False}),
                 surprise("SlopeOne"), surprise("NMF"), surprise("CoClustering"),
             ),
-            counterparts=(("baseline", "surprise/BaselineOnly"), ("biased_mf", "surprise/SVD"),
+            counterparts=(("rating_blend", "surprise/SVDpp"), ("bayesian_mf", "surprise/SVDpp"),
+                          ("baseline", "surprise/BaselineOnly"), ("biased_mf", "surprise/SVD"),
                           ("svdpp", "surprise/SVDpp"), ("time_svdpp", "surprise/SVDpp"),
                           ("item_knn", "surprise/KNNBaseline"), ("nmf", "surprise/NMF"),
                           ("slope_one", "surprise/SlopeOne"), ("co_clustering", "surprise/CoClustering")),
@@ -95,7 +97,8 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             name="ml100k-topn", protocols=("topn-u1",), dataset="ml-100k",
-            ours=(ours("popularity"), ours("ease"), ours("slim"), ours("als"), ours("item_cf"), ours("rp3beta"),
+            ours=(ours("popularity"), ours("rank_blend"), ours("ease"), ours("slim"), ours("als"), ours("item_cf"),
+                  ours("rp3beta"),
                   ours("bpr"), ours("hybrid_mf"), ours("two_tower"), ours("content_knn"), ours("item_knn"),
                   ours("biased_mf")),
             # implicit's settings: best NDCG@10 of a grid on validation_split(u1.base, user_holdout 20%,
@@ -166,11 +169,14 @@ def run_suite(
     name: str,
     data,
     *,
-    peers: bool = False,
+    peers: bool | list[str] = False,
     models: list[str] | None = None,
     on_result: Callable[[EvaluationResult], None] | None = None,
 ) -> dict[str, Any]:
-    """Run a suite on `data` (the suite's Dataset); returns the bench JSON document."""
+    """Run a suite on `data` (the suite's Dataset); returns the bench JSON document.
+
+    `peers`: True for every peer of the suite, or a list of "system/model" names; `models`: a subset
+    of our models (default: all)."""
     suite = get_suite(name)
     entries = [e for e in suite.ours if models is None or e.model in models]
     if models is not None:
@@ -179,7 +185,13 @@ def run_suite(
             raise ConfigError(f"suite {name} has no model(s) {sorted(unknown)}; it has "
                               f"{', '.join(e.model for e in suite.ours)}")
     if peers:
-        entries += list(suite.peers)
+        wanted = None if peers is True else set(peers)
+        known = {f"{p.system}/{p.model}": p for p in suite.peers}
+        missing = set() if wanted is None else wanted - set(known)
+        if missing:
+            raise ConfigError(f"suite {name} has no peer(s) {sorted(missing)}; it has {', '.join(known)}")
+        chosen = [p for key, p in known.items() if wanted is None or key in wanted]
+        entries += chosen
     protocols = [get_protocol(p) for p in suite.protocols]
     rows: list[dict[str, Any]] = []
     compared: list[dict[str, Any]] = []
