@@ -300,3 +300,19 @@ def test_normalized_scores_are_per_user_z_scores():
     assert not finite.all() and np.all(z[~finite] == -10.0)
     for row, ok in zip(z, finite, strict=True):
         assert abs(row[ok].mean()) < 1e-9 and abs(row[ok].std() - 1.0) < 1e-9
+
+
+def test_rank_blend_with_fixed_weights_skips_the_holdout_and_scores_cold_users():
+    from tastemaker.testing.cold_start import synthetic_cold_start
+
+    data = synthetic_cold_start()
+    members = [{"name": "hybrid_mf", "params": {"n_epochs": 3, "n_factors": 8}},
+               {"name": "popularity", "params": {}}]
+    model = RankBlend(members=members, weights=[1.0, 0.0]).fit(data)
+    assert model.coef.tolist() == [1.0, 0.0]
+    assert model.holdout_ndcg is None
+    assert all(m.data_info["fingerprint"] == data.fingerprint() for m in model.members)
+    # the only member with weight ranks users without history from their features
+    assert model.scores_cold_users == model.members[0].scores_cold_users
+    with pytest.raises(ConfigError, match="2 weights for 1 members"):
+        RankBlend(members=members[:1], weights=[1.0, 1.0]).fit(data)

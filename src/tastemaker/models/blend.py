@@ -333,6 +333,9 @@ class RankBlendConfig(ModelConfig):
     """``pairwise``: L2 penalty of the logistic regression."""
     refit: bool = True
     """Refit the members on all the training data after learning the weights."""
+    weights: list[float] | None = None
+    """Fixed member weights (one per member): no holdout, no search — the members are fitted once
+    on all the data. For settings where the holdout cannot mimic the target, e.g. cold-start users."""
 
     @field_validator("members")
     @classmethod
@@ -411,8 +414,26 @@ class RankBlend(Recommender):
     Config = RankBlendConfig
     batch_users = 256
 
+    @property
+    def scores_cold_users(self) -> bool:  # type: ignore[override]
+        """A blend ranks users without history when every member with weight does."""
+        members = getattr(self, "members", None)
+        return bool(members) and all(m.scores_cold_users for w, m in zip(self.coef, members, strict=True) if w)
+
+    @property
+    def scores_cold_items(self) -> bool:  # type: ignore[override]
+        members = getattr(self, "members", None)
+        return bool(members) and all(m.scores_cold_items for w, m in zip(self.coef, members, strict=True) if w)
+
     def _fit(self, data: Interactions) -> None:
         cfg: RankBlendConfig = self.config
+        if cfg.weights is not None:
+            if len(cfg.weights) != len(cfg.members):
+                raise ConfigError(f"{self.name}: {len(cfg.weights)} weights for {len(cfg.members)} members")
+            self.coef = np.asarray(cfg.weights, dtype=np.float64)
+            self.holdout_ndcg = None
+            self.members = _fit_members(cfg.members, data, "all the data")
+            return
         rng = np.random.default_rng(cfg.seed)
         fit_part, holdout = validation_split(data, method="user_holdout", fraction=cfg.holdout_fraction,
                                              seed=cfg.seed)
