@@ -15,6 +15,10 @@ off-policy evaluation needs — has no closed form, so it is estimated by Monte 
 So the logged propensity is *exactly* the probability with which this policy picked the item (never
 zero for a picked item, which inverse-propensity estimators need), and it is within Monte-Carlo
 error (about sqrt(p(1-p)/draws)) of the ideal Thompson probability.
+
+`ThompsonSlots` is the engine (the business-rules engine calls it directly, item by item);
+`BetaThompson` is the same sampler behind the common `Policy` contract
+(``select(context, actions) -> Decision``, ``update(context, action, reward)``, choice log).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tastemaker.errors import ConfigError
+from tastemaker.exploration.base import ChoiceLog, Policy
 
 
 class ThompsonSlots:
@@ -139,3 +144,46 @@ class ThompsonSlots:
                 while len(cache) > self.cache_size:
                     cache.popitem(last=False)
         return blocks
+
+
+class BetaThompson(Policy):
+    """Beta-Bernoulli Thompson sampling as a `Policy` (rewards in [0, 1]; the context is ignored).
+
+    The choice probabilities are `ThompsonSlots`' Monte-Carlo shares (see the module docstring), and
+    the choice is drawn from them, so the logged propensity is the true probability of the choice.
+    Scores are the posterior means α / (α + β).
+
+    Args:
+        prior: (α, β) of the Beta prior of an action never updated.
+        draws: posterior samples per action behind the choice probabilities.
+        cache_size: actions whose sample blocks are kept.
+    """
+
+    name = "beta_thompson"
+
+    def __init__(self, prior: tuple[float, float] = (1.0, 1.0), *, draws: int = 256, cache_size: int = 4096,
+                 seed: int = 0, logger: ChoiceLog | None = None) -> None:
+        super().__init__(seed=seed, logger=logger)
+        self.sampler = ThompsonSlots(tuple(prior), draws=draws, seed=seed, cache_size=cache_size)
+
+    def _distribution(self, context: Any, actions: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        post = np.array([self.sampler.posterior(a) for a in actions])
+        return post[:, 0] / post.sum(axis=1), self.sampler.propensities(actions)
+
+    def update(self, context: Any, action: Any, reward: float) -> None:
+        self.sampler.update(action, self._reward(reward, 0.0, 1.0))
+        self.t += 1
+
+    def posterior(self, action: Any) -> tuple[float, float]:
+        """(α, β) of the action's posterior."""
+        return self.sampler.posterior(action)
+
+    def _settings(self) -> dict[str, Any]:
+        return {"prior": list(self.sampler.prior), "draws": self.sampler.draws, "cache_size": self.sampler.cache_size}
+
+    def _state(self) -> dict[str, Any]:
+        return {"posteriors": self.sampler.to_dict()["posteriors"]}
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        for key, (a, b) in dict(state.get("posteriors", {})).items():
+            self.sampler._posterior[str(key)] = (float(a), float(b))
