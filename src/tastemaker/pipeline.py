@@ -280,7 +280,7 @@ class Pipeline:
         items = [ResultItem(str(cands.ids[i]), i + 1, float(cands.scores[i]), str(cands.sources[i]).split("+"),
                             dict(cands.extras[i]) if cands.extras is not None else {}) for i in range(len(cands))]
         return PipelineResult(items, traces, request.fallback, request.degraded, list(request.notes),
-                              request.rules_version, list(request.exploration), self.name)
+                              request.rules_version, list(request.exploration), pipeline=self.name)
 
 
 # ================================================================================================

@@ -329,6 +329,10 @@ def demo(obj, dataset_path, user_id) -> None:
               "$TASTEMAKER_API_KEYS).")
 @click.option("--max-body-bytes", default=None, type=int)
 @click.option("--log-level", default=None)
+@click.option("--model-poll-s", "model_poll_s", default=None, type=float,
+              help="How often a models:/NAME@ALIAS model checks its alias (0: never).")
+@click.option("--registry-uri", default=None,
+              help="MLflow registry for models:/ URIs (default $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 def serve(config_file, **options) -> None:
     """Start the recommendation service (FastAPI + uvicorn)."""
     from tastemaker.serving import ServeSettings
@@ -342,11 +346,16 @@ def serve(config_file, **options) -> None:
 
 
 def _register_subcommands() -> None:
+    from tastemaker.cli.ab import ab
     from tastemaker.cli.bench import bench
+    from tastemaker.cli.registry import publish, registry
     from tastemaker.cli.tune import tune
 
     cli.add_command(tune)
     cli.add_command(bench)
+    cli.add_command(registry)  # tastemaker registry register|promote|demote|list|resolve|variants
+    cli.add_command(publish)  # tastemaker publish --model … --store redis://… --namespace …
+    cli.add_command(ab)  # tastemaker ab analyze|simulate|assign
 
 
 _register_subcommands()

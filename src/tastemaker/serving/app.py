@@ -10,6 +10,8 @@ Endpoints (OpenAPI at /openapi.json, docs at /docs):
 - ``POST /events``, ``/events/batch``  view / click / add_to_cart / purchase (API key); durable
   (fsynced to the event log) before the 2xx, idempotent by event_id
 - ``GET  /health``, ``GET /metrics``   status, and Prometheus metrics
+- ``/dashboard``                       the dashboard (pages and ``/dashboard/api/…``), see
+  `tastemaker.serving.dashboard`
 
 Every recommendation response says when a fallback answered (``fallback``: ``unknown_user``,
 ``anonymous``, …) and when the feature store was unreachable (``degraded``: true, with the
@@ -135,9 +137,11 @@ def _result_body(req: PipelineRequest, result: PipelineResult, metrics: ServiceM
         "degraded": result.degraded is not None,
         "degraded_reason": result.degraded,
         "pipeline": result.pipeline,
+        "model": req.cache.get("model"),
         "rules_version": result.rules_version,
         "notes": result.notes,
         "exploration": result.exploration,
+        "experiments": req.cache.get("assignments", []),
         "trace": [s.to_dict() for s in result.stages] if req.trace else None,
     }
 
@@ -150,6 +154,13 @@ async def _wait(futures, timeout: float = 30.0) -> None:
                           "stored: retry with the same event_id (retries are idempotent)") from None
     except OSError as exc:
         raise Unavailable(str(exc)) from None
+
+
+async def _exposed(req: PipelineRequest) -> None:
+    """Wait until the request's exposure records (when experiments run) are durable."""
+    subs = req.cache.get("exposures")
+    if subs:
+        await _wait([s.future for s in subs])
 
 
 def create_app(settings: ServeSettings | None = None, *, service: Service | None = None) -> FastAPI:
@@ -194,13 +205,15 @@ def create_app(settings: ServeSettings | None = None, *, service: Service | None
         exclude: Annotated[list[str] | None, Query(max_length=1000)] = None,
         exclude_seen: bool | None = None,
         region: Annotated[str | None, Query(max_length=64)] = None,
+        session_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     ) -> JSONResponse:
         # async on purpose: the pipeline is CPU-bound and short, so it runs on the event loop
         # without a thread-pool hop (a thread would not run it any sooner under the GIL)
         constraints = Constraints(price_min=price_min, price_max=price_max, categories=category,
                                   exclude_categories=exclude_category or (), brands=brand, exclude_items=exclude or ())
         req, result = svc.recommend(user_id=user_id, k=k, trace=trace, constraints=constraints,
-                                    exclude_seen=exclude_seen, region=region)
+                                    exclude_seen=exclude_seen, region=region, session_id=session_id)
+        await _exposed(req)
         return _result_response(req, result, metrics)
 
     @app.post("/recommendations", response_model=RecommendationsOut, tags=["recommendations"],
@@ -211,7 +224,8 @@ def create_app(settings: ServeSettings | None = None, *, service: Service | None
                                   exclude_categories=c.exclude_categories, brands=c.brands, exclude_items=c.exclude_ids)
         req, result = svc.recommend(user_id=body.user_id, k=body.k, history=body.context.history, trace=body.trace,
                                     constraints=constraints, exclude_seen=body.exclude_seen,
-                                    region=body.context.region)
+                                    region=body.context.region, session_id=body.session_id)
+        await _exposed(req)
         return _result_response(req, result, metrics)
 
     # --- items -------------------------------------------------------------------------------------
@@ -294,7 +308,22 @@ def create_app(settings: ServeSettings | None = None, *, service: Service | None
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    if settings.dashboard.enabled:
+        _mount_dashboard(app, svc, metrics, settings)
     return app
+
+
+def _mount_dashboard(app: FastAPI, svc: Service, metrics: ServiceMetrics, settings: ServeSettings) -> None:
+    """Mount the dashboard at /dashboard (`tastemaker.serving.dashboard`); without jinja2 the API
+    serves on and a warning says how to install it."""
+    from tastemaker.errors import DependencyError
+
+    try:
+        from tastemaker.serving.dashboard import dashboard_router
+
+        app.include_router(dashboard_router(svc, metrics, settings))
+    except DependencyError as exc:
+        log.warning("dashboard not mounted: %s", exc)
 
 
 def _version() -> str:

@@ -56,6 +56,8 @@ class RecommendationsIn(_In):
     """POST /recommendations: a user, or an anonymous context, with optional constraints."""
 
     user_id: Id | None = None
+    session_id: Id | None = Field(None, description="an anonymous visitor's session: the experiment assignment "
+                                                    "unit when there is no user_id")
     context: ContextIn = Field(default_factory=ContextIn)
     constraints: ConstraintsIn = Field(default_factory=ConstraintsIn)
     k: int | None = Field(None, ge=1, le=10_000)
@@ -101,7 +103,8 @@ class RecommendationsOut(_Out):
     """A ranked list. `fallback` says why a fallback answered (e.g. ``unknown_user``);
     `degraded` that a backend (Redis) was unreachable and the embedded fallback served, with the
     reason. `trace` (with ``?trace=true``) lists each pipeline stage; items then carry the rules'
-    trace of what moved them."""
+    trace of what moved them. `model` names the model that answered (``models:/NAME/VERSION`` for a
+    registry model, else the bundle folder; None without a model)."""
 
     request_id: str
     user_id: str | None
@@ -111,9 +114,13 @@ class RecommendationsOut(_Out):
     degraded: bool
     degraded_reason: str | None
     pipeline: str
+    model: str | None = None
     rules_version: str | None
     notes: list[str]
     exploration: list[dict[str, Any]]
+    experiments: list[dict[str, Any]] = Field(default_factory=list,
+                                              description="the request's experiment variants (experiment, layer, "
+                                                          "variant, params)")
     trace: list[StageOut] | None = None
 
 

@@ -5,6 +5,11 @@ a retail pipeline of retrieval sources + features + ranker + rules for a store),
 attributes, the content index, the feature store and the event log, plus `LiveState`: what the
 events since start-up (and those replayed from the log) say about users and items. `app.py` maps
 HTTP onto it; `errors.py` maps its exceptions onto HTTP status codes.
+
+The model can be replaced while serving (`swap_model`; a `ModelWatcher` does it when the registry
+alias the service follows moves): the new pipeline is built and warmed up first, then one attribute
+assignment makes it current. Each request reads that attribute once, so a request in flight
+finishes on the model it started with, and its response names that model (``model``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,6 +109,15 @@ class LiveState:
         return ids, scores
 
 
+@dataclass(frozen=True)
+class _Active:
+    """What a request runs on, swapped as one object: the pipeline and the id of its model
+    (``models:/NAME/VERSION`` for a registry model, the folder for a bundle, None without a model)."""
+
+    pipeline: Pipeline
+    model_id: str | None
+
+
 @dataclass
 class EventOutcome:
     event_id: str
@@ -124,7 +138,47 @@ class Service:
         self.replayed = 0
         if resources.popular is None:
             resources.popular = self._popular
-        self.pipeline = pipeline or build_pipeline(default_pipeline_config(settings, resources), resources)
+        self._config = None if pipeline is not None else default_pipeline_config(settings, resources)
+        model_id = resources.extra.get("model_uri") or (settings.model if resources.model is not None else None)
+        self._active = _Active(pipeline or build_pipeline(self._config, resources), model_id)
+        self._swap_lock = threading.Lock()
+        self.watcher = None
+        self.experiments = None
+        if settings.experiments:  # A/B assignment and the exposure log (tastemaker.serving.experiments)
+            from tastemaker.serving.experiments import ExperimentHook
+
+            self.experiments = ExperimentHook.from_settings(settings, resources)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline requests run on now."""
+        return self._active.pipeline
+
+    @pipeline.setter
+    def pipeline(self, value: Pipeline) -> None:
+        self._active = _Active(value, self._active.model_id)
+
+    @property
+    def model_id(self) -> str | None:
+        """The model serving now: ``models:/NAME/VERSION``, a bundle folder, or None."""
+        return self._active.model_id
+
+    def swap_model(self, model: Any, model_id: str) -> None:
+        """Serve `model` from now on. The pipeline is rebuilt around it (from the same config and
+        resources) and warmed up with one request before an atomic switch; requests in flight finish
+        on the old model. Raises (and keeps the old model) when the new one cannot be built or run."""
+        if self._config is None:
+            raise ConfigError("this service runs a prebuilt pipeline, so it cannot rebuild it around a new model: "
+                              "build the service from settings (a pipeline config) to swap models")
+        with self._swap_lock:
+            staged = replace(self.resources, model=model)
+            pipeline = build_pipeline(self._config, staged)
+            users = model.user_vocab.ids
+            if len(users):
+                pipeline.run(self._request(user_id=str(users[0]), k=1, exclude_seen=False))
+            self.resources.model = model  # read by fallbacks and /health only; the pipeline holds its own
+            self._active = _Active(pipeline, model_id)
+        log.info("now serving model %s", model_id)
 
     @classmethod
     def from_settings(cls, settings: ServeSettings, *, pipeline: Pipeline | None = None) -> Service:
@@ -132,17 +186,31 @@ class Service:
         return cls(settings, load_resources(settings), pipeline)
 
     def start(self) -> Service:
-        """Replay the event log into the live state and the catalogue, then accept writes."""
+        """Replay the event log into the live state and the catalogue, then accept writes; start
+        following the registry alias when the model is ``models:/NAME@ALIAS``."""
         records = self.events.open()
+        if self.experiments is not None:
+            self.experiments.start()
         for rec in records:
             self._apply_one(rec)
         self.replayed = len(records)
         if self.events.truncated_bytes:
             log.warning("the event log had a torn last record (%d bytes), cut off", self.events.truncated_bytes)
+        extra = self.resources.extra
+        if extra.get("model_alias") and self.settings.model_poll_s > 0 and self.watcher is None:
+            from tastemaker.serving.reload import ModelWatcher
+
+            self.watcher = ModelWatcher(self, extra["registry"], extra["model_ref"], version=extra.get("model_version"),
+                                        interval=self.settings.model_poll_s).start()
         return self
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         self.events.close()
+        if self.experiments is not None:
+            self.experiments.close()
         rules = self.resources.rules
         if rules is not None and hasattr(rules, "stop"):
             rules.stop()
@@ -198,13 +266,28 @@ class Service:
 
     def recommend(self, *, user_id: str | None, k: int | None = None, history: Sequence[str] = (),
                   trace: bool = False, constraints: Constraints | None = None, exclude_seen: bool | None = None,
-                  region: str | None = None, request_id: str | None = None) -> tuple[PipelineRequest, PipelineResult]:
-        """Recommendations for a user (or an anonymous context when `user_id` is None)."""
+                  region: str | None = None, request_id: str | None = None,
+                  session_id: str | None = None) -> tuple[PipelineRequest, PipelineResult]:
+        """Recommendations for a user (or an anonymous context when `user_id` is None).
+
+        With experiments configured, the user (else the anonymous `session_id`) is assigned to its
+        variants, the variant's pipeline (if it names one) answers, and one exposure record per
+        experiment is queued on the exposure log: ``req.cache["assignments"]`` lists the
+        assignments, ``req.cache["exposures"]`` the log submissions (await them before answering).
+        """
         req = self._request(user_id=user_id, k=k, history=history, trace=trace, constraints=constraints,
                             exclude_seen=exclude_seen, region=region, request_id=request_id)
         if user_id is None and not req.history:
             req.use_fallback("anonymous")
-        result = self.pipeline.run(req)
+        active = self._active
+        req.cache["model"] = active.model_id
+        if self.experiments is None:
+            return req, active.pipeline.run(req)
+        pipeline, arms = self.experiments.choose(user_id, session_id)
+        result = (pipeline or active.pipeline).run(req)
+        req.cache["assignments"] = [a.to_dict() for a in arms]
+        req.cache["exposures"] = self.experiments.expose(
+            req, result, arms, session_id=session_id, returning=self.live.knows(user_id) if user_id else None)
         return req, result
 
     def knows_item(self, item_id: str) -> bool:
@@ -226,7 +309,9 @@ class Service:
             raise NotFound(f"item {item_id!r} is not in the catalogue, the content index or the model")
         req = self._request(user_id=None, k=k, trace=trace, constraints=constraints, exclude_seen=False,
                             item_id=item_id)
-        return req, self.pipeline.run(req)
+        active = self._active
+        req.cache["model"] = active.model_id
+        return req, active.pipeline.run(req)
 
     def item(self, item_id: str) -> dict[str, Any]:
         attrs = self.resources.attributes.get(item_id) if self.resources.attributes is not None else None
@@ -339,13 +424,16 @@ class Service:
             "status": status,
             "pipeline": repr(self.pipeline),
             "model": None if model is None else {"name": model.name, "users": model.n_users, "items": model.n_items,
-                                                 "fingerprint": model.data_info.get("fingerprint")},
+                                                 "fingerprint": model.data_info.get("fingerprint"),
+                                                 "uri": self.model_id, "follows": res.extra.get("model_alias"),
+                                                 "watcher": None if self.watcher is None else self.watcher.status()},
             "items": None if res.attributes is None else len(res.attributes),
             "content_index": None if res.content_index is None else len(res.content_index),
             "store": store_info,
             "rules": rules_info,
             "events": {"logged": self.events.records, "replayed_at_start": self.replayed, "live": self.live.events,
                        "log": str(self.events.path)},
+            "experiments": None if self.experiments is None else self.experiments.status(),
             "uptime_s": round(time.time() - self.started, 1),
         }
 
@@ -360,8 +448,18 @@ def load_resources(settings: ServeSettings) -> Resources:
     res = Resources()
     if settings.model:
         from tastemaker.models.base import Recommender
+        from tastemaker.registry import ModelRef, ModelRegistry, is_model_uri
 
-        res.model = Recommender.load(settings.model)
+        if is_model_uri(settings.model):
+            ref = ModelRef.parse(settings.model)
+            registry = ModelRegistry(settings.registry_uri, cache_dir=Path(settings.data_dir) / "models")
+            mv = registry.resolve(ref)
+            res.model = Recommender.load(registry.fetch(mv))
+            res.extra.update(model_uri=mv.uri, model_ref=ref.uri, model_version=mv.version, registry=registry,
+                             model_alias=None if ref.pinned else ref.uri)
+        else:
+            res.model = Recommender.load(settings.model)
+            res.extra["model_uri"] = str(settings.model)
     texts: list[str] | None = None
     ids: list[str] | None = None
     if settings.catalog:

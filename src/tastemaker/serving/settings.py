@@ -16,11 +16,40 @@ from tastemaker.config import StrictConfig, read_toml
 from tastemaker.pipeline import PipelineConfig
 
 
+class DashboardSettings(StrictConfig):
+    """The dashboard (``/dashboard``): pages over the service's models, benchmarks and experiments.
+
+    enabled: mount the dashboard (it needs jinja2: ``pip install 'tastemaker[dashboard]'``).
+    rules_dir: a folder of rule files (TOML/JSON) the user explorer can switch between (besides
+        the service's own `rules`).
+    bench_dir: a folder of bench JSON documents (``tastemaker bench … --output``) for the Models page.
+    experiments_dir: a folder with one subfolder per experiment holding its logs (``exposures.jsonl``
+        or ``exposures.log``, ``events.jsonl`` or ``events.log``, optional ``pre.csv``,
+        ``experiment.toml``, ``catalog.csv`` — what ``tastemaker ab simulate`` writes).
+    refresh_s: how often the Live page refreshes.
+    pool: candidates each model retrieves for the user explorer (the diversity re-ranker chooses
+        among them).
+    """
+
+    enabled: bool = True
+    rules_dir: str | None = None
+    bench_dir: str | None = None
+    experiments_dir: str | None = None
+    refresh_s: float = Field(3.0, ge=0.5, le=600)
+    pool: int = Field(200, ge=10, le=5000)
+
+
 class ServeSettings(StrictConfig):
     """Settings of the recommendation service.
 
     host / port: where `serve` listens.
-    model: a model bundle folder (`Recommender.save`) for the collaborative (MovieLens-style) path.
+    model: a model bundle folder (`Recommender.save`) for the collaborative (MovieLens-style) path,
+        or a registry URI: ``models:/NAME@ALIAS`` (e.g. ``@champion``) is followed — when the alias
+        moves, the new version is fetched and loaded in the background and swapped in atomically
+        (requests in flight finish on the old model) — and ``models:/NAME/VERSION`` is pinned.
+    model_poll_s: how often a ``models:/NAME@ALIAS`` model checks its alias (0: never).
+    registry_uri: the MLflow registry a ``models:/`` model comes from (default
+        ``$MLFLOW_TRACKING_URI``, else the embedded ``sqlite:///mlflow.db`` in the working folder).
     catalog: a CSV or Parquet file of items: an ``item_id`` column plus any of price, margin, stock,
         category, brand, launch, tags, regions, promo, sponsored, campaign, consumable, and text
         columns (`text_fields`) that give new and old items their content vectors.
@@ -44,11 +73,20 @@ class ServeSettings(StrictConfig):
     max_batch_events: most events in one POST /events/batch.
     history_size: recent events kept in memory per user (they feed content candidates and exclusions).
     exclude_seen: by default, leave out items the user already interacted with (requests can override).
+    experiments: an experiments TOML (`tastemaker.experiments.ExperimentsConfig`): each recommendation
+        request is assigned to its variants (by user id, else by the request's session_id), runs the
+        variant's pipeline, and an exposure record per experiment (shown items with positions and
+        propensities) is fsynced to ``exposures.log`` in data_dir before the response.
+    models: more models by name (bundle folder or ``models:/`` URI), shown side by side with `model`
+        in the dashboard's user explorer; they answer no API request.
+    dashboard: the dashboard at /dashboard (`DashboardSettings`).
     """
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     model: str | None = None
+    model_poll_s: float = Field(10.0, ge=0)
+    registry_uri: str | None = None
     catalog: str | None = None
     content_index: str | None = None
     text_fields: list[str] = Field(default_factory=lambda: ["title", "text"])
@@ -68,6 +106,9 @@ class ServeSettings(StrictConfig):
     max_batch_events: int = Field(1000, ge=1)
     history_size: int = Field(200, ge=1)
     exclude_seen: bool = True
+    experiments: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     log_level: str = "info"
 
     @classmethod
