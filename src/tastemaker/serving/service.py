@@ -506,6 +506,20 @@ def open_serving_store(settings: ServeSettings):
     return ResilientStore(primary, fallback, retry_interval=settings.store_retry_s)
 
 
+def _launch_dates(column, path: Path) -> np.ndarray:
+    """Launch dates as datetime64[D]; empty cells are unknown (NaT), anything else must parse."""
+    import pandas as pd
+
+    raw = column.astype("string").str.strip()
+    parsed = pd.to_datetime(raw, errors="coerce")
+    bad = parsed.isna() & raw.notna() & (raw != "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"launch date {raw.iloc[row]!r} is not a date", path=path, line=row + 2, column="launch",
+                        hint="write dates as YYYY-MM-DD, or leave the cell empty when unknown")
+    return parsed.to_numpy().astype("datetime64[D]")
+
+
 def load_catalog(path: str | Path, text_fields: Sequence[str]) -> tuple[AttributeTable, list[str], list[str]]:
     """Item attributes and texts from a CSV/TSV/Parquet file with an ``item_id`` column."""
     import pandas as pd
@@ -522,6 +536,8 @@ def load_catalog(path: str | Path, text_fields: Sequence[str]) -> tuple[Attribut
                         hint=f"columns found: {', '.join(map(str, frame.columns))}")
     ids = frame["item_id"].astype(str).tolist()
     cols = {c: frame[c].to_numpy() for c in AttributeTable.COLUMNS if c in frame.columns}
+    if "launch" in cols:
+        cols["launch"] = _launch_dates(frame["launch"], path)
     for c in ("tags", "regions"):
         if c in cols:
             cols[c] = ["" if not isinstance(v, str) else v for v in cols[c]]
