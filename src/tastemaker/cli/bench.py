@@ -120,3 +120,114 @@ def serve_latency(obj, skus, store, n_requests, http, rate, wrk_seconds, connect
                                       for v in values))
     console.print(table)
     write_json(output, doc)
+
+
+def _number(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.4f}" if abs(v) < 10 else f"{v:,.1f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _rows_table(title: str, doc: dict, columns: list[str], label=lambda r: f"{r['system']}/{r['model']}"):
+    """A rich table of bench rows: one line per row, the chosen metric columns."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("row")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for row in doc["rows"]:
+        values = [row.get("metrics", {}).get(c, row.get(c)) for c in columns]
+        table.add_row(label(row), *(_number(v) for v in values))
+    return table
+
+
+@bench.command("ann")
+@click.option("--vectors", "n_vectors", default=1_000_000, show_default=True, type=click.IntRange(min=1000))
+@click.option("--dim", default=64, show_default=True)
+@click.option("--queries", "n_queries", default=1000, show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.pass_obj
+def ann(obj, n_vectors, dim, n_queries, output) -> None:
+    """faiss (IVF, HNSW) and usearch (HNSW) against exact search: recall@100, latency, build time, memory."""
+    from tastemaker.bench.ann import run_ann_bench
+
+    with progress(obj):
+        doc = run_ann_bench(n_vectors, dim, n_queries=n_queries,
+                            on_row=lambda r: err_console.print(f"  {r['system']}/{r['model']} done", highlight=False))
+    console.print(_rows_table(f"ANN at {n_vectors:,} × {dim}", doc,
+                              ["recall@100", "p50_ms", "p95_ms", "p99_ms", "qps", "build_seconds", "memory_mb"]))
+    write_json(output, doc)
+
+
+@bench.command("diversity")
+@click.option("--path", "data_path", type=click.Path(path_type=Path), default=None,
+              help="Folder holding ml-100k/ and globo-news-clicks/ (default: $TASTEMAKER_DATA_DIR).")
+@click.option("--datasets", default="ml-100k,g1", show_default=True)
+@click.option("--g1-hours", default=24, show_default=True)
+@click.option("--max-requests", default=3000, show_default=True, help="G1 sessions scored.")
+@click.option("--png", type=click.Path(path_type=Path), default=None, help="Write the trade-off curves here.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.pass_obj
+def diversity(obj, data_path, datasets, g1_hours, max_requests, png, output) -> None:
+    """Relevance vs diversity: NDCG@10 against intra-list diversity, coverage and novelty as MMR's and
+    calibrated re-ranking's λ move (MovieLens 100K and a G1 prefix)."""
+    from tastemaker.bench.diversity import run_diversity_bench
+
+    with progress(obj):
+        doc = run_diversity_bench(data_path, datasets=tuple(d.strip() for d in datasets.split(",")),
+                                  g1_hours=g1_hours, g1_max_requests=max_requests, png=png,
+                                  log=lambda s: err_console.print(s, highlight=False))
+    console.print(_rows_table("relevance vs diversity", doc, ["lambda", "ndcg@10", "ild@10", "coverage@10",
+                                                               "novelty@10"],
+                              label=lambda r: f"{r.get('dataset')}/{r.get('method', r.get('model'))}"))
+    if png is not None:
+        console.print(f"wrote {png}")
+    write_json(output, doc)
+
+
+def _news_command(suite_name: str, description: str) -> click.Command:
+    @click.command(suite_name, help=description)
+    @click.option("--hours", default=None, type=click.IntRange(min=2),
+                  help="Only the first N hourly files (e.g. 24 for a one-day smoke run); default: all 385.")
+    @click.option("--models", default=None, help="Only these session models (comma-separated).")
+    @click.option("--path", "data_path", type=click.Path(path_type=Path), default=None,
+                  help="The globo-news-clicks folder (default: $TASTEMAKER_DATA_DIR/globo-news-clicks).")
+    @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+                  help="Models replayed in parallel processes (2 on a 2-core machine halves the wall time).")
+    @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+    @click.pass_obj
+    def command(obj, hours, models, data_path, workers, output) -> None:
+        from tastemaker.bench.news import HEADLINE, run_news_bench
+        from tastemaker.evaluation.report import results_table
+
+        only = [m.strip() for m in models.split(",")] if models else None
+
+        def show(row) -> None:
+            metrics = row["metrics"]
+            err_console.print(f"  {row['model']}: hr@20 {metrics['hr@20']:.4f}, ndcg@20 {metrics['ndcg@20']:.4f}, "
+                              f"{row['clicks_per_second']:,.0f} clicks/s", highlight=False)
+
+        with progress(obj):
+            doc = run_news_bench(suite_name, data_path, hours=hours, models=only, progress=not obj.get("quiet"),
+                                 on_result=show, workers=workers)
+        rows = [{**r, "fit_seconds": r.get("fit_seconds") or r.get("replay_seconds") or 0.0,
+                 "predict_seconds": r.get("predict_seconds") or 0.0} for r in doc["rows"]]
+        console.print(results_table(rows, list(HEADLINE), title=f"{suite_name}: {doc['protocol']}"))
+        perf = _rows_table("replay cost", {"rows": doc["rows"]}, ["clicks_per_second", "clicks_per_cpu_second",
+                                                                 "peak_memory_mb", "state_mb"],
+                           label=lambda r: r["model"])
+        console.print(perf)
+        write_json(output, doc)
+
+    return command
+
+
+bench.add_command(_news_command(
+    "g1-stream", "G1 news: Transformers4Rec's streaming protocol (hourly windows, last click of each test "
+    "session, mean over windows), with slices (fresh articles, first sessions, returning users)."))
+bench.add_command(_news_command(
+    "g1-live", "G1 news in strict time order: every click before the predicted one is absorbed, as the "
+    "service does."))
