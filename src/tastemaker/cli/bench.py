@@ -231,3 +231,47 @@ bench.add_command(_news_command(
 bench.add_command(_news_command(
     "g1-live", "G1 news in strict time order: every click before the predicted one is absorbed, as the "
     "service does."))
+
+
+@bench.command("train-scale")
+@click.option("--sizes", default="1000000,5000000,20000000", show_default=True, help="Interactions per data set.")
+@click.option("--engines", default="implicit,spark", show_default=True)
+@click.option("--factors", default=32, show_default=True)
+@click.option("--iterations", default=10, show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the synthetic Parquet data sets are written (default: a temporary folder).")
+@click.option("--master", default="local[*]", show_default=True)
+@click.option("--driver-memory", default=None, help="e.g. 11g")
+@click.option("--timeout", "timeout_s", default=3600.0, show_default=True, help="Per engine and size, seconds.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Write the growth curve PNG here.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.pass_obj
+def train_scale(obj, sizes, engines, factors, iterations, data_dir, master, driver_memory, timeout_s, plot,
+                output) -> None:
+    """Single-node (implicit ALS) vs Spark-local ALS training time and peak memory at growing sizes."""
+    from tastemaker.bench.scale import markdown_table, run_train_scale
+
+    with progress(obj):
+        doc = run_train_scale([int(s) for s in sizes.split(",")], [e.strip() for e in engines.split(",")],
+                              data_dir=data_dir, factors=factors, iterations=iterations, master=master,
+                              driver_memory=driver_memory, timeout_s=timeout_s, plot=plot,
+                              on_result=lambda r: err_console.print(f"  {r}", highlight=False))
+    console.print(markdown_table(doc), highlight=False)
+    write_json(output, doc)
+
+
+@bench.command("spark-parity")
+@click.option("--path", "dataset_path", type=click.Path(path_type=Path), default=None,
+              help="MovieLens 100K (default: $TASTEMAKER_DATA_DIR or download).")
+@click.option("--seeds", default="0,1,2", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.pass_obj
+def spark_parity(obj, dataset_path, seeds, output) -> None:
+    """Spark ALS vs single-node ALS on MovieLens 100K: implicit NDCG@10 (topn-u1), explicit RMSE (rating-folds)."""
+    from tastemaker.bench.spark_parity import parity_markdown, run_spark_parity
+    from tastemaker.data import load_dataset
+
+    with progress(obj):
+        doc = run_spark_parity(load_dataset("ml-100k", dataset_path), seeds=[int(s) for s in seeds.split(",")])
+    console.print(parity_markdown(doc), highlight=False)
+    write_json(output, doc)

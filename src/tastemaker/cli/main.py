@@ -139,14 +139,22 @@ def model_config(name: str | None, config_file: Path | None) -> tuple[str, dict[
               help="TOML file: [model] name = …, [model.params] ….")
 @click.option("--split", default="full", show_default=True,
               help="Train on the whole data set ('full') or an official split's training part, e.g. u1.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the model bundle.")
+@click.option("--out", required=True, help="Folder for the model bundle (with --engine spark also hdfs://, s3a://).")
 @click.option("--track", is_flag=True, help="Log the run to MLflow.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="spark: train ALS on PySpark (same artifact format; see docs/scale-out.md).")
+@click.option("--master", default=None, help="--engine spark: Spark master URL (default local[*]; spark-submit's own).")
+@click.option("--driver-memory", default=None, help="--engine spark: e.g. 8g.")
 @click.pass_obj
-def train(obj, model_name, config_file, split, out, track, **source) -> None:
+def train(obj, model_name, config_file, split, out, track, engine, master, driver_memory, **source) -> None:
     """Fit a model and save it as a plain-data bundle."""
+    if engine == "spark":
+        train_on_spark(obj, model_name, config_file, split, out, master, driver_memory, source)
+        return
     from tastemaker.models import create_model
     from tastemaker.tracking import Tracker
 
+    out = Path(out)
     name, params = model_config(model_name, config_file)
     with progress(obj):
         loaded = load_source(**source)
@@ -164,6 +172,34 @@ def train(obj, model_name, config_file, split, out, track, **source) -> None:
             tracker.log_metrics({"fit_seconds": seconds})
             tracker.log_artifact(out)
     console.print(f"trained [bold]{name}[/bold] on {data_set!r} in {seconds:.2f} s → {out}", highlight=False)
+
+
+def train_on_spark(obj, model_name, config_file, split, out, master, driver_memory, source) -> None:
+    """`train --engine spark`: ALS on PySpark. With --data the file is read by Spark itself (it may
+    live on HDFS/S3); a named data set is loaded here and handed to Spark."""
+    from tastemaker.spark.train import SparkTrainJob, train_spark
+
+    if model_name not in (None, "als"):
+        raise click.UsageError(f"--engine spark trains ALS only (got --model {model_name})")
+    spark = {"master": master, "driver_memory": driver_memory}
+    data = None
+    if source.get("data_file") is not None:
+        data = {"path": str(source["data_file"]), "user_col": source["user_col"], "item_col": source["item_col"],
+                "value_col": source["value_col"], "time_col": source["time_col"], "sep": source["sep"]}
+    overrides = {"out": str(out), "spark": spark, **({"data": data} if data else {})}
+    if config_file is not None:
+        job = SparkTrainJob.from_toml(config_file, **overrides)
+    else:
+        job = SparkTrainJob.parse({k: v for k, v in overrides.items() if v is not None},
+                                  spark={k: v for k, v in spark.items() if v is not None})
+    interactions = None
+    if job.data is None:
+        with progress(obj):
+            loaded = load_source(**source)
+            interactions = interactions_of(loaded) if split == "full" else loaded.split(split).train
+    result = train_spark(job, interactions)
+    console.print(f"trained ALS on Spark → {result.out}", highlight=False)
+    console.print(json.dumps(result.report, indent=1, default=str), highlight=False)
 
 
 @cli.command()
