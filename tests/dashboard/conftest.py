@@ -76,7 +76,7 @@ def server(demo_settings, tmp_path_factory):
     thread.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium, headless, through Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright

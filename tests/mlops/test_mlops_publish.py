@@ -111,6 +111,10 @@ def test_publish_to_redis_switches_atomically_and_collects_old_versions(bundles,
     thread = threading.Thread(target=read)
     thread.start()
     try:
+        for _ in range(500):  # the reader has read the first version before the switch
+            if r1.version in seen or bad:
+                break
+            stop.wait(0.01)
         r2 = publish(bundles["mf2"], redis_store.url, redis_store.namespace)
         deadline = threading.Event()
         for _ in range(200):  # until the reader has seen the new version

@@ -10,7 +10,7 @@ from tastemaker.errors import ConfigError
 from tastemaker.models import create_model
 from tastemaker.models.autorec import AutoRec, autorec_forward, autorec_loss
 from tastemaker.models.baseline import Baseline
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 SMALL = {"hidden": 16, "n_epochs": 30, "reg": 1.0, "learning_rate": 0.01}
 
@@ -71,16 +71,9 @@ def test_predictions_are_the_reconstruction_of_the_item_rows():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_beats_baseline_on_held_out_ratings(seed):
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed)
-    held = np.random.default_rng(seed).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    auto = rmse(AutoRec(hidden=50, n_epochs=60, reg=5.0, learning_rate=0.01).fit(train))
-    assert auto < 0.95 * rmse(Baseline().fit(train))
+    train, test = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed), seed)
+    auto = holdout_rmse(AutoRec(hidden=50, n_epochs=60, reg=5.0, learning_rate=0.01).fit(train), test)
+    assert auto < 0.95 * holdout_rmse(Baseline().fit(train), test)
 
 
 def test_training_loss_falls_and_fallbacks_use_biases():

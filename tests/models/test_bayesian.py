@@ -12,7 +12,7 @@ from tastemaker.models._kernels import bmf_gram, bmf_sample_features, bmf_sample
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.bayesian import BayesianMF, _Block, _implicit_matrix, _normal_wishart, _truncate
 from tastemaker.models.mf import BiasedMF
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 SMALL = {"n_factors": 4, "n_samples": 8, "burn_in": 2}
 
@@ -164,22 +164,15 @@ def test_truncation_keeps_the_leading_singular_subspace():
 # --- the model ----------------------------------------------------------------------------------
 
 def _split(seed):
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed)
-    held = np.random.default_rng(seed).random(len(data)) < 0.2
-    return data.select(~held), data.select(held)
-
-
-def _rmse(model, test):
-    pred = model.predict_indices(test.user_idx, test.item_idx)
-    return float(np.sqrt(np.mean((pred - test.values) ** 2)))
+    return random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed), seed)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_beats_biased_mf_and_baseline_on_held_out_ratings(seed):
     train, test = _split(seed)
-    bayes = _rmse(BayesianMF(n_factors=4, n_samples=40, burn_in=10).fit(train), test)
-    assert bayes < 0.9 * _rmse(Baseline().fit(train), test)
-    assert bayes < _rmse(BiasedMF().fit(train), test)
+    bayes = holdout_rmse(BayesianMF(n_factors=4, n_samples=40, burn_in=10).fit(train), test)
+    assert bayes < 0.9 * holdout_rmse(Baseline().fit(train), test)
+    assert bayes < holdout_rmse(BiasedMF().fit(train), test)
 
 
 def test_predictions_are_the_stored_posterior_mean_and_rank_compresses_it():

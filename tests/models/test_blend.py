@@ -24,7 +24,7 @@ from tastemaker.models.blend import (
     search_ndcg_weights,
 )
 from tastemaker.models.registry import register
-from tastemaker.testing import CHECKS, synthetic_implicit, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_implicit, synthetic_ratings
 
 MEMBERS = [{"name": "baseline"}, {"name": "biased_mf", "params": {"n_factors": 4, "n_epochs": 5}},
            {"name": "bayesian_mf", "params": {"n_factors": 3, "n_samples": 4, "burn_in": 1}}]
@@ -149,15 +149,9 @@ def test_blend_design_with_meta_features():
 
 
 def test_blend_beats_its_weaker_members_on_held_out_ratings():
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=2)
-    held = np.random.default_rng(2).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        return float(np.sqrt(np.mean((model.predict_indices(test.user_idx, test.item_idx) - test.values) ** 2)))
-
+    train, test = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=2), 2)
     blend = RatingBlend(members=[{"name": "baseline"}, {"name": "biased_mf"}]).fit(train)
-    assert rmse(blend) < rmse(Baseline().fit(train))
+    assert holdout_rmse(blend, test) < holdout_rmse(Baseline().fit(train), test)
     assert set(blend.holdout_rmse) == {"baseline", "biased_mf", "blend"}
     assert blend.holdout_rmse["blend"] <= min(blend.holdout_rmse["baseline"], blend.holdout_rmse["biased_mf"]) + 1e-3
 

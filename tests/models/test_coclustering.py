@@ -11,7 +11,7 @@ from tastemaker.errors import ConfigError
 from tastemaker.models import create_model
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.coclustering import CoClustering, best_clusters, cluster_means, coclustering_epoch
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 
 @pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
@@ -156,16 +156,9 @@ def _taste_groups(seed: int) -> Interactions:
 
 
 def test_beats_baseline_on_co_cluster_structure():
-    data = _taste_groups(0)
-    held = np.random.default_rng(0).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    cc = rmse(CoClustering(n_user_clusters=3, n_item_clusters=3, n_init=5).fit(train))
-    base = rmse(Baseline().fit(train))
+    train, test = random_holdout(_taste_groups(0), 0)
+    cc = holdout_rmse(CoClustering(n_user_clusters=3, n_item_clusters=3, n_init=5).fit(train), test)
+    base = holdout_rmse(Baseline().fit(train), test)
     assert cc < 0.8 * base, f"co_clustering RMSE {cc:.4f} is not clearly below the baseline's {base:.4f}"
 
 

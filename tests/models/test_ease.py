@@ -8,9 +8,8 @@ import pytest
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError, DataError, NotSupportedError
 from tastemaker.models.ease import EASE, ease_weights
-from tastemaker.models.popularity import Popularity
 from tastemaker.models.registry import create_model
-from tastemaker.testing import check_recommender, synthetic_implicit, synthetic_ratings
+from tastemaker.testing import check_beats_popularity, check_recommender, synthetic_implicit, synthetic_ratings
 
 CONFIGS = {
     "default": {},
@@ -82,22 +81,7 @@ def test_threshold_and_value_weighting():
 
 
 def test_recovers_clusters_better_than_popularity():
-    data = synthetic_implicit(n_users=160, n_items=60, per_user=12, seed=4)
-    rng = np.random.default_rng(0)
-    held = np.zeros(len(data), dtype=bool)
-    for u in range(data.n_users):
-        rows = np.flatnonzero(data.user_idx == u)
-        held[rng.choice(rows, size=3, replace=False)] = True
-    train, test = data.select(~held), data.select(held)
-    truth = {u: set(test.item_idx[test.user_idx == u].tolist()) for u in range(data.n_users)}
-    users = np.arange(data.n_users)
-
-    def hit_rate(model):
-        items, _, _ = model.fit(train).recommend_indices(users, 5)
-        return np.mean([len(truth[u] & set(items[u].tolist())) / 3 for u in users])
-
-    ease, pop = hit_rate(EASE(l2=20.0)), hit_rate(Popularity())
-    assert ease > pop + 0.05, (ease, pop)
+    check_beats_popularity(lambda: EASE(l2=20.0))
 
 
 def test_explain_names_largest_contribution():

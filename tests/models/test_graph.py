@@ -9,9 +9,8 @@ import scipy.sparse as sp
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError
 from tastemaker.models.graph import RP3beta, rp3beta_weights
-from tastemaker.models.popularity import Popularity
 from tastemaker.models.registry import create_model
-from tastemaker.testing import CHECKS, synthetic_implicit
+from tastemaker.testing import CHECKS, check_beats_popularity, synthetic_implicit
 
 CONFIGS = {
     "default": {},
@@ -102,22 +101,7 @@ def test_model_scores_and_popularity_penalty():
 
 
 def test_recovers_clusters_better_than_popularity():
-    data = synthetic_implicit(n_users=160, n_items=60, per_user=12, seed=4)
-    rng = np.random.default_rng(0)
-    held = np.zeros(len(data), dtype=bool)
-    for u in range(data.n_users):
-        rows = np.flatnonzero(data.user_idx == u)
-        held[rng.choice(rows, size=3, replace=False)] = True
-    train, test = data.select(~held), data.select(held)
-    truth = {u: set(test.item_idx[test.user_idx == u].tolist()) for u in range(data.n_users)}
-    users = np.arange(data.n_users)
-
-    def hit_rate(model):
-        items, _, _ = model.fit(train).recommend_indices(users, 5)
-        return np.mean([len(truth[u] & set(items[u].tolist())) / 3 for u in users])
-
-    rp3, pop = hit_rate(RP3beta(k=30)), hit_rate(Popularity())
-    assert rp3 > pop + 0.05, (rp3, pop)
+    check_beats_popularity(lambda: RP3beta(k=30))
 
 
 def test_config_errors_and_registry():

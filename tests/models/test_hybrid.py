@@ -10,13 +10,10 @@ import scipy.sparse as sp
 
 from tastemaker.data import cold_item_split, cold_user_split
 from tastemaker.errors import ConfigError
-from tastemaker.evaluation.metrics import auc, ndcg_at_k
-from tastemaker.evaluation.protocols import relevance_matrix
 from tastemaker.models import create_model
 from tastemaker.models._kernels import hybrid_epoch
 from tastemaker.models.hybrid import HybridMF
-from tastemaker.models.popularity import Popularity
-from tastemaker.testing import CHECKS, synthetic_implicit
+from tastemaker.testing import CHECKS, check_cold_users_beat_popularity, cold_item_auc, synthetic_implicit
 from tastemaker.testing.cold_start import synthetic_cold_start
 
 SMALL = {"n_factors": 8, "n_epochs": 5}
@@ -228,21 +225,12 @@ def test_learns_clustered_tastes(loss, n_epochs):
     assert np.mean(same) > 0.7, f"{loss}: only {np.mean(same):.2f} of the top-5 are of the user's cluster (chance 0.25)"
 
 
-def _cold_item_auc(model, train, test):
-    test = test.reindex(model.user_vocab, model.item_vocab)
-    held = np.zeros(model.n_items, dtype=bool)
-    held[np.unique(test.item_idx)] = True
-    users, relevant = relevance_matrix(test, 4.0)
-    scores = model.score_matrix(users)
-    return float(np.nanmean(auc(scores, relevant, np.broadcast_to(held, scores.shape).copy())))
-
-
 def test_ranks_items_nobody_rated_from_their_features():
     data = synthetic_cold_start(seed=0)
     train, test = cold_item_split(data, 0.2, seed=0)
     assert (train.item_counts[np.unique(test.item_idx)] == 0).all()
-    with_features = _cold_item_auc(HybridMF(n_factors=16, n_epochs=15, identity_dropout=0.3).fit(train), train, test)
-    pure_cf = _cold_item_auc(HybridMF(n_factors=16, n_epochs=15, item_features={}).fit(train), train, test)
+    with_features = cold_item_auc(HybridMF(n_factors=16, n_epochs=15, identity_dropout=0.3).fit(train), test)
+    pure_cf = cold_item_auc(HybridMF(n_factors=16, n_epochs=15, item_features={}).fit(train), test)
     assert with_features > 0.85, f"cold-item AUC {with_features:.3f} from genres and titles"
     assert pure_cf == pytest.approx(0.5), "without features every cold item looks the same"
 
@@ -251,12 +239,6 @@ def test_ranks_for_users_who_rated_nothing_from_their_features():
     data = synthetic_cold_start(seed=3)
     train, test = cold_user_split(data, 0.2, seed=0)
     model = HybridMF(n_factors=16, n_epochs=15, user_identity_dropout=0.3).fit(train)
-    pop = Popularity().fit(train)
-    test = test.reindex(model.user_vocab, model.item_vocab)
-    users, relevant = relevance_matrix(test, 4.0)
-    assert (train.user_counts[users] == 0).all()
-    ours = ndcg_at_k(model.recommend_indices(users, 10)[0], relevant, 10).mean()
-    base = ndcg_at_k(pop.recommend_indices(users, 10)[0], relevant, 10).mean()
-    assert ours > 1.5 * base, f"cold-user NDCG@10 {ours:.3f} vs popularity {base:.3f}"
+    users = check_cold_users_beat_popularity(model, train, test)
     rec = model.recommend([data.user_vocab.ids[users[0]]], k=5)[0]
     assert rec.fallback is None, "a user with features but no history is scored, not a fallback"

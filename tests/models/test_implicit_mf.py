@@ -13,9 +13,8 @@ from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError, DependencyError, NotSupportedError
 from tastemaker.models.base import Recommender
 from tastemaker.models.implicit_mf import ALS, BPR, confidence_matrix
-from tastemaker.models.popularity import Popularity
 from tastemaker.models.registry import create_model
-from tastemaker.testing import CHECKS, synthetic_implicit, synthetic_ratings
+from tastemaker.testing import CHECKS, check_beats_popularity, synthetic_ratings
 
 # one thread: implicit's thread pool costs more than it saves on these tiny sets (and on a busy machine)
 FACTORIES = {
@@ -96,25 +95,8 @@ def test_save_load_identical_and_without_implicit(name, tmp_path, monkeypatch):
 
 
 def test_recovers_clusters_better_than_popularity():
-    data = synthetic_implicit(n_users=160, n_items=60, per_user=12, seed=4)
-    rng = np.random.default_rng(0)
-    held = np.zeros(len(data), dtype=bool)
-    for u in range(data.n_users):
-        rows = np.flatnonzero(data.user_idx == u)
-        held[rng.choice(rows, size=3, replace=False)] = True
-    train, test = data.select(~held), data.select(held)
-    truth = {u: set(test.item_idx[test.user_idx == u].tolist()) for u in range(data.n_users)}
-    users = np.arange(data.n_users)
-
-    def hit_rate(model):
-        items, _, _ = model.fit(train).recommend_indices(users, 5)
-        return np.mean([len(truth[u] & set(items[u].tolist())) / 3 for u in users])
-
-    pop = hit_rate(Popularity())
-    als = hit_rate(ALS(factors=8, regularization=1.0, num_threads=1))
-    bpr = hit_rate(BPR(factors=8, learning_rate=0.05, iterations=200))
-    assert als > pop + 0.05, (als, pop)
-    assert bpr > pop + 0.05, (bpr, pop)
+    check_beats_popularity(lambda: ALS(factors=8, regularization=1.0, num_threads=1))
+    check_beats_popularity(lambda: BPR(factors=8, learning_rate=0.05, iterations=200))
 
 
 def test_threshold_cold_users_and_errors():

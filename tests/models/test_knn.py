@@ -13,7 +13,7 @@ from tastemaker.errors import ConfigError, DataError
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.knn import ItemKNN, item_similarity_blocks
 from tastemaker.models.registry import create_model
-from tastemaker.testing import check_recommender, synthetic_implicit, synthetic_ratings
+from tastemaker.testing import check_recommender, holdout_rmse, random_holdout, synthetic_implicit, synthetic_ratings
 
 CONFIGS = {
     "default": {},
@@ -231,14 +231,8 @@ def test_min_k_above_history_gives_baseline():
 
 
 def test_beats_baseline_on_holdout():
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=25, noise=0.2, seed=5)
-    rng = np.random.default_rng(0)
-    test = rng.random(len(data)) < 0.2
-    train, held = data.select(~test), data.select(test)
-    err = {}
-    for name, model in {"knn": ItemKNN(), "baseline": Baseline()}.items():
-        pred = model.fit(train).predict_indices(held.user_idx, held.item_idx)
-        err[name] = float(np.sqrt(np.mean((pred - held.values) ** 2)))
+    train, held = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=25, noise=0.2, seed=5), 0)
+    err = {"knn": holdout_rmse(ItemKNN().fit(train), held), "baseline": holdout_rmse(Baseline().fit(train), held)}
     assert err["knn"] < err["baseline"] - 0.01, err
 
 

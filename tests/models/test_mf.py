@@ -11,7 +11,7 @@ from tastemaker.models._kernels import sgd_mf_epoch
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.mf import BiasedMF, BiasedMFConfig
 from tastemaker.progress import progress_bars
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 
 @pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
@@ -103,15 +103,8 @@ def test_fit_is_the_reference_algorithm_in_seeded_shuffled_order():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_beats_baseline_on_held_out_ratings(seed):
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed)
-    held = np.random.default_rng(seed).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    mf, base = rmse(BiasedMF().fit(train)), rmse(Baseline().fit(train))
+    train, test = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed), seed)
+    mf, base = holdout_rmse(BiasedMF().fit(train), test), holdout_rmse(Baseline().fit(train), test)
     assert mf < 0.9 * base, f"biased_mf RMSE {mf:.4f} is not clearly below the baseline's {base:.4f}"
 
 

@@ -18,9 +18,8 @@ from tastemaker.models.neighbors import (
     tfidf_vectors,
     top_k_sparse,
 )
-from tastemaker.models.popularity import Popularity
 from tastemaker.models.registry import create_model
-from tastemaker.testing import CHECKS, synthetic_implicit
+from tastemaker.testing import CHECKS, check_beats_popularity
 
 CONFIGS = {
     "default": {},
@@ -191,22 +190,7 @@ def test_source_neighbourhoods_match_implicit(similarity):
 # --- behaviour -----------------------------------------------------------------------------------
 
 def test_recovers_clusters_better_than_popularity():
-    data = synthetic_implicit(n_users=160, n_items=60, per_user=12, seed=4)
-    rng = np.random.default_rng(0)
-    held = np.zeros(len(data), dtype=bool)
-    for u in range(data.n_users):
-        rows = np.flatnonzero(data.user_idx == u)
-        held[rng.choice(rows, size=3, replace=False)] = True
-    train, test = data.select(~held), data.select(held)
-    truth = {u: set(test.item_idx[test.user_idx == u].tolist()) for u in range(data.n_users)}
-    users = np.arange(data.n_users)
-
-    def hit_rate(model):
-        items, _, _ = model.fit(train).recommend_indices(users, 5)
-        return np.mean([len(truth[u] & set(items[u].tolist())) / 3 for u in users])
-
-    cf, pop = hit_rate(ItemCF(k=20)), hit_rate(Popularity())
-    assert cf > pop + 0.05, (cf, pop)
+    check_beats_popularity(lambda: ItemCF(k=20))
 
 
 def test_explain_names_largest_contribution():

@@ -12,7 +12,7 @@ from tastemaker.models import create_model
 from tastemaker.models._kernels import nmf_accumulate
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.nmf import NMF, NMFConfig, multiplicative_step
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 
 @pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
@@ -166,15 +166,9 @@ def _nonnegative_low_rank(seed: int) -> Interactions:
 
 @pytest.mark.parametrize("biased", [False, True])
 def test_beats_baseline_on_non_negative_structure(biased):
-    data = _nonnegative_low_rank(0)
-    held = np.random.default_rng(0).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    nmf, base = rmse(NMF(biased=biased, n_factors=3, n_epochs=100).fit(train)), rmse(Baseline().fit(train))
+    train, test = random_holdout(_nonnegative_low_rank(0), 0)
+    nmf = holdout_rmse(NMF(biased=biased, n_factors=3, n_epochs=100).fit(train), test)
+    base = holdout_rmse(Baseline().fit(train), test)
     assert nmf < 0.9 * base, f"nmf RMSE {nmf:.4f} is not clearly below the baseline's {base:.4f}"
 
 

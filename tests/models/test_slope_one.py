@@ -12,7 +12,7 @@ from tastemaker.errors import ConfigError
 from tastemaker.models import create_model
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.slope_one import SlopeOne, co_rating_matrices
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 
 @pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
@@ -142,11 +142,8 @@ def test_exact_on_additive_ratings(weighted):
 
 
 def test_learns_on_held_out_ratings():
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=0)
-    held = np.random.default_rng(0).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-    pred = SlopeOne().fit(train).predict_indices(test.user_idx, test.item_idx)
-    rmse = np.sqrt(np.mean((pred - test.values) ** 2))
+    train, test = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=0), 0)
+    rmse = holdout_rmse(SlopeOne().fit(train), test)
     assert rmse < 0.9 * np.sqrt(np.mean((train.values.mean() - test.values) ** 2))
 
 

@@ -13,7 +13,7 @@ from tastemaker.models import create_model
 from tastemaker.models._kernels import sgd_svdpp_epoch
 from tastemaker.models.baseline import Baseline
 from tastemaker.models.svdpp import SVDpp, SVDppConfig, implicit_sums, user_grouped_order
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, holdout_rmse, random_holdout, synthetic_ratings
 
 
 @pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
@@ -179,15 +179,9 @@ def test_fallbacks_use_the_known_bias():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_beats_baseline_on_held_out_ratings(seed):
-    data = synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed)
-    held = np.random.default_rng(seed).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    svdpp, base = rmse(SVDpp(learning_rate=0.01, n_epochs=40).fit(train)), rmse(Baseline().fit(train))
+    train, test = random_holdout(synthetic_ratings(n_users=200, n_items=60, per_user=20, seed=seed), seed)
+    svdpp = holdout_rmse(SVDpp(learning_rate=0.01, n_epochs=40).fit(train), test)
+    base = holdout_rmse(Baseline().fit(train), test)
     assert svdpp < 0.9 * base, f"svdpp RMSE {svdpp:.4f} is not clearly below the baseline's {base:.4f}"
 
 
@@ -209,14 +203,9 @@ def test_implicit_feedback_carries_signal():
     test_mask = np.zeros(len(data), dtype=bool)
     test_mask[np.arange(len(data)) % 12 == 5] = True
     train, test = data.select(~test_mask), data.select(test_mask)
-
-    def rmse(model):
-        pred = model.predict_indices(test.user_idx, test.item_idx)
-        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
-
-    with_y = rmse(SVDpp(n_factors=4, n_epochs=30, learning_rate=0.01, reg_bias=1.0).fit(train))
-    without = rmse(SVDpp(n_factors=4, n_epochs=30, learning_rate=0.01, reg_bias=1.0, reg_implicit=99.0,
-                         learning_rate_implicit=0.01).fit(train))
+    with_y = holdout_rmse(SVDpp(n_factors=4, n_epochs=30, learning_rate=0.01, reg_bias=1.0).fit(train), test)
+    without = holdout_rmse(SVDpp(n_factors=4, n_epochs=30, learning_rate=0.01, reg_bias=1.0, reg_implicit=99.0,
+                                 learning_rate_implicit=0.01).fit(train), test)
     assert with_y < without - 0.02, (with_y, without)
 
 

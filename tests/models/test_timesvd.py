@@ -14,7 +14,7 @@ from tastemaker.models import create_model
 from tastemaker.models._kernels import sgd_timesvdpp_epoch
 from tastemaker.models.svdpp import SVDpp, user_grouped_order
 from tastemaker.models.timesvd import DAY, TimeSVDpp
-from tastemaker.testing import CHECKS, synthetic_ratings
+from tastemaker.testing import CHECKS, random_holdout, synthetic_ratings
 
 ALL_ON = {"n_factors": 4, "n_epochs": 8, "n_bins": 4, "lr_bin": 0.01, "lr_scale": 0.005, "lr_drift": 0.001,
           "lr_day": 0.01}
@@ -228,9 +228,7 @@ def _sessions(seed: int) -> Interactions:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_session_biases_beat_svdpp_when_times_are_known(seed):
-    data = _sessions(seed)
-    held = np.random.default_rng(seed).random(len(data)) < 0.2
-    train, test = data.select(~held), data.select(held)
+    train, test = random_holdout(_sessions(seed), seed)
 
     def rmse(pred):
         return float(np.sqrt(np.mean((pred - test.values) ** 2)))

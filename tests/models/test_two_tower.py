@@ -10,12 +10,9 @@ import torch
 
 from tastemaker.data import cold_item_split, cold_user_split
 from tastemaker.errors import ConfigError
-from tastemaker.evaluation.metrics import auc, ndcg_at_k
-from tastemaker.evaluation.protocols import relevance_matrix
 from tastemaker.models import create_model
-from tastemaker.models.popularity import Popularity
 from tastemaker.models.two_tower import TwoTower, _Adam, in_batch_softmax_loss
-from tastemaker.testing import CHECKS, synthetic_implicit
+from tastemaker.testing import CHECKS, check_cold_users_beat_popularity, cold_item_auc, synthetic_implicit
 from tastemaker.testing.cold_start import synthetic_cold_start
 
 SMALL = {"embedding_dim": 8, "block_dim": 8, "hidden_dim": 16, "n_epochs": 3, "batch_size": 64,
@@ -113,21 +110,12 @@ def test_saved_state_is_plain_arrays_and_json(tmp_path):
     assert state["item_encoder"]["columns"] == {"genres": "multi_hot", "title": "text", "year": "quantile:20"}
 
 
-def _cold_item_auc(model, test):
-    test = test.reindex(model.user_vocab, model.item_vocab)
-    held = np.zeros(model.n_items, dtype=bool)
-    held[np.unique(test.item_idx)] = True
-    users, relevant = relevance_matrix(test, 4.0)
-    scores = model.score_matrix(users)
-    return float(np.nanmean(auc(scores, relevant, np.broadcast_to(held, scores.shape).copy())))
-
-
 def test_ranks_items_nobody_rated_from_their_features():
     data = synthetic_cold_start(seed=0)
     train, test = cold_item_split(data, 0.2, seed=0)
     config = {**SMALL, "n_epochs": 15, "id_dropout": 0.5}
-    with_features = _cold_item_auc(TwoTower(config).fit(train), test)
-    pure_cf = _cold_item_auc(TwoTower({**config, "item_features": {}}).fit(train), test)
+    with_features = cold_item_auc(TwoTower(config).fit(train), test)
+    pure_cf = cold_item_auc(TwoTower({**config, "item_features": {}}).fit(train), test)
     assert with_features > 0.85, f"cold-item AUC {with_features:.3f} from genres and titles"
     assert pure_cf == pytest.approx(0.5), "without features every cold item looks the same"
 
@@ -136,10 +124,4 @@ def test_ranks_for_users_who_rated_nothing_from_their_features():
     data = synthetic_cold_start(seed=3)
     train, test = cold_user_split(data, 0.2, seed=0)
     model = TwoTower({**SMALL, "n_epochs": 15, "user_id_dropout": 0.5}).fit(train)
-    pop = Popularity().fit(train)
-    test = test.reindex(model.user_vocab, model.item_vocab)
-    users, relevant = relevance_matrix(test, 4.0)
-    assert (train.user_counts[users] == 0).all()
-    ours = ndcg_at_k(model.recommend_indices(users, 10)[0], relevant, 10).mean()
-    base = ndcg_at_k(pop.recommend_indices(users, 10)[0], relevant, 10).mean()
-    assert ours > 1.5 * base, f"cold-user NDCG@10 {ours:.3f} vs popularity {base:.3f}"
+    check_cold_users_beat_popularity(model, train, test)

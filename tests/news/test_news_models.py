@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tastemaker.errors import ArtifactError, ConfigError, DataError
+from tastemaker.exploration import ListLog
 from tastemaker.models.session import (
     SESSION_MODELS,
     ArrayChoiceLog,
@@ -16,7 +17,6 @@ from tastemaker.models.session import (
     CallbackChoiceLog,
     FreshExplorer,
     GrowableIndex,
-    ListChoiceLog,
     SessionModel,
     create_session_model,
 )
@@ -437,7 +437,7 @@ def test_thompson_sampler_propensities():
 
 def test_explorer_places_a_fresh_article_and_logs_its_propensity(clicks):
     sess, items, times, _ = clicks
-    log = ListChoiceLog()
+    log = ListLog()
     model = FreshExplorer(PARAMS["fresh_explorer"], logger=log)
     model.update_many(sess, items, times)
     t = float(times[-1]) + 1

@@ -27,6 +27,7 @@ model fitted on synthetic labels at start-up. Pass `source` / `scorer` factories
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
@@ -512,8 +513,16 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def run_open_loop(port: int, n_users: int, n_requests: int, rate: float) -> dict[str, Any]:
-    """Open-loop load at a fixed `rate` (latency counted from each request's scheduled time)."""
-    return asyncio.run(_open_loop(port, n_users, n_requests, rate))
+    """Open-loop load at a fixed `rate` (latency counted from each request's scheduled time).
+
+    Runs in a thread of its own when this thread already runs an event loop (a notebook, or a
+    Playwright sync session), where `asyncio.run` would refuse."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_open_loop(port, n_users, n_requests, rate))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _open_loop(port, n_users, n_requests, rate)).result()
 
 
 # ================================================================================================

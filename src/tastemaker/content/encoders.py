@@ -20,7 +20,7 @@ from tastemaker.errors import ArtifactError, ConfigError, DependencyError, NotFi
 from tastemaker.progress import track
 
 Rows = np.ndarray | sp.csr_matrix
-"""Encoded texts: a dense float32 (n, dim) array or a sparse float32 CSR matrix."""
+"""Encoded texts: a dense float32 (n, dim) array or a sparse float32 CSR matrix (float64 where asked for)."""
 
 
 @runtime_checkable
@@ -54,7 +54,10 @@ class TfidfEncoder:
 
     `ngrams` is the longest word n-gram; `min_df`/`max_df` drop words in fewer than `min_df`
     texts or more than a `max_df` share of them; `stop_words="english"` drops scikit-learn's
-    English stop words; `sublinear_tf` uses 1 + log(tf). `dense=True` makes `encode` return a
+    English stop words; `sublinear_tf` uses 1 + log(tf). `token_pattern` is the regular expression
+    of a word (default `TOKEN_PATTERN`: two or more word characters), `strip_accents` "unicode"
+    (default) folds accented letters or None keeps them, `dtype` "float32" (default) or "float64"
+    is the precision of the idf weights and the encoded rows. `dense=True` makes `encode` return a
     dense array. Words never seen by `fit` are ignored by `encode`.
     """
 
@@ -63,7 +66,8 @@ class TfidfEncoder:
 
     def __init__(self, *, ngrams: int = 1, min_df: int = 1, max_df: float = 1.0, max_features: int | None = None,
                  sublinear_tf: bool = True, stop_words: Literal["english"] | None = None, dense: bool = False,
-                 ) -> None:
+                 token_pattern: str | None = None, strip_accents: Literal["unicode"] | None = "unicode",
+                 dtype: Literal["float32", "float64"] = "float32") -> None:
         if ngrams < 1:
             raise ConfigError(f"ngrams must be at least 1 (got {ngrams})")
         if min_df < 1:
@@ -72,11 +76,15 @@ class TfidfEncoder:
             raise ConfigError(f"max_df must be a share in (0, 1] (got {max_df})")
         if stop_words not in (None, "english"):
             raise ConfigError(f"stop_words must be None or 'english' (got {stop_words!r})")
+        if strip_accents not in (None, "unicode"):
+            raise ConfigError(f"strip_accents must be None or 'unicode' (got {strip_accents!r})")
+        if dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be 'float32' or 'float64' (got {dtype!r})")
         self.settings: dict[str, Any] = {
             "ngrams": int(ngrams), "min_df": int(min_df), "max_df": float(max_df),
             "max_features": None if max_features is None else int(max_features),
             "sublinear_tf": bool(sublinear_tf), "stop_words": stop_words, "lowercase": True,
-            "strip_accents": "unicode", "token_pattern": self.TOKEN_PATTERN,
+            "strip_accents": strip_accents, "token_pattern": token_pattern or self.TOKEN_PATTERN, "dtype": dtype,
         }
         self.dense = bool(dense)
         self._vectorizer = None
@@ -95,7 +103,11 @@ class TfidfEncoder:
                                max_df=1.0 if vocabulary is not None else s["max_df"],
                                max_features=None if vocabulary is not None else s["max_features"],
                                sublinear_tf=s["sublinear_tf"], stop_words=s["stop_words"], norm="l2",
-                               dtype=np.float32, vocabulary=vocabulary)
+                               dtype=self._dtype, vocabulary=vocabulary)
+
+    @property
+    def _dtype(self) -> type[np.floating]:
+        return np.float64 if self.settings.get("dtype") == "float64" else np.float32
 
     @property
     def dim(self) -> int:
@@ -124,14 +136,14 @@ class TfidfEncoder:
         return self
 
     def encode(self, texts: Sequence[str]) -> Rows:
-        rows = self._fitted().transform(_clean(texts)).astype(np.float32).tocsr()
+        rows = self._fitted().transform(_clean(texts)).astype(self._dtype).tocsr()
         rows.sort_indices()
         return rows.toarray() if self.dense else rows
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         vec = self._fitted()
         return ({"terms": np.asarray(vec.get_feature_names_out(), dtype=str),
-                 "idf": np.asarray(vec.idf_, dtype=np.float32)},
+                 "idf": np.asarray(vec.idf_, dtype=self._dtype)},
                 {"kind": self.kind, "settings": dict(self.settings), "dense": self.dense})
 
     @classmethod
@@ -148,7 +160,7 @@ class TfidfEncoder:
         if len(terms) != len(idf):
             raise ArtifactError(f"TF-IDF encoder state has {len(terms)} terms but {len(idf)} idf weights")
         vectorizer = enc._make(vocabulary={str(t): i for i, t in enumerate(terms.tolist())})
-        vectorizer.idf_ = np.asarray(idf, dtype=np.float32)
+        vectorizer.idf_ = np.asarray(idf, dtype=enc._dtype)
         enc._vectorizer = vectorizer
         return enc
 

@@ -11,7 +11,7 @@ fit time, as LightFM's identity features), then one block per column spec:
   bucket labels, then one-hot as a categorical;
 - ``"prefix:N"``: the first N characters (a zip code's region), then one-hot as a categorical;
 - ``"text"``: TF-IDF of the words (letters only, English stop words dropped, words in at least
-  `text_min_df` rows), L2-normalised per row like scikit-learn's `TfidfVectorizer`;
+  `text_min_df` rows), L2-normalised per row: `tastemaker.content.TfidfEncoder` in float64;
 - ``"cross"`` under a name ``"a*b"``: the combinations of the values of blocks ``a`` and ``b``
   (categorical, bucket, quantile or prefix blocks listed before it), one-hot as a categorical —
   e.g. ``{"gender": "categorical", "age": "bucket:18,25,35", "gender*age": "cross"}``.
@@ -28,7 +28,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ import scipy.sparse as sp
 from tastemaker.data.features import SideFeatures
 from tastemaker.data.vocabulary import Vocabulary
 from tastemaker.errors import ArtifactError, ConfigError
+
+if TYPE_CHECKING:
+    from tastemaker.content.encoders import TfidfEncoder
 
 OTHER = "<other>"
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
@@ -122,6 +125,7 @@ class FeatureEncoder:
         self.text_max_features = int(text_max_features)
         self.normalize = normalize
         self._fitted = False
+        self._text_encoders: dict[str, TfidfEncoder] = {}  # text block name → its fitted encoder
 
     def __repr__(self) -> str:
         size = f", {self.n_features} features" if self._fitted else ""
@@ -141,6 +145,7 @@ class FeatureEncoder:
                               "load the data with its item/user features, or pass columns={}")
         blocks: list[dict[str, Any]] = []
         self._blocks = blocks  # crosses look up the blocks fitted before them
+        self._text_encoders = {}
         for name, spec in columns.items():
             blocks.append(self._fit_block(features, vocab, name, spec))
         ids = vocab.ids if identity_ids is None else np.asarray(identity_ids)
@@ -168,18 +173,13 @@ class FeatureEncoder:
             raise ConfigError(f"no feature column {name!r}; the side features have {features.columns}: "
                               "fix the name in the model's feature columns")
         if spec == "text":
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            texts = _texts(features, vocab, name)
-            docs = [t for t in texts if t]
-            vec = TfidfVectorizer(token_pattern=TOKEN_PATTERN, stop_words="english", min_df=self.text_min_df,
-                                  max_features=self.text_max_features, dtype=np.float64)
+            tfidf = self._tfidf()
             try:
-                vec.fit(docs)
-            except ValueError:  # no word survives min_df / stop words: an empty block
+                tfidf.fit([t for t in _texts(features, vocab, name) if t])
+            except ConfigError:  # no text, or no word survives min_df / stop words: an empty block
                 return {"name": name, "spec": spec, "labels": [], "idf": []}
-            terms = vec.get_feature_names_out().tolist()
-            return {"name": name, "spec": spec, "labels": terms, "idf": vec.idf_.tolist()}
+            arrays, _ = tfidf.get_state()
+            return {"name": name, "spec": spec, "labels": arrays["terms"].tolist(), "idf": arrays["idf"].tolist()}
         block: dict[str, Any] = {"name": name, "spec": spec}
         if spec.startswith("quantile:"):
             values = _numbers(features, vocab, name)
@@ -256,19 +256,30 @@ class FeatureEncoder:
         if spec == "text":
             if not labels:
                 return sp.csr_matrix((n, 0))
-            from sklearn.feature_extraction.text import CountVectorizer
-
-            counts = CountVectorizer(token_pattern=TOKEN_PATTERN, vocabulary=labels, dtype=np.float64)
-            tf = counts.transform(_texts(features, vocab, block["name"])).tocsr()
-            tfidf = tf @ sp.diags(np.asarray(block["idf"], dtype=np.float64))
-            norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
-            return sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ tfidf
+            return self._text_encoder(block).encode(_texts(features, vocab, block["name"]))
         keys = self._keys(block, features, vocab)
         col = {label: j for j, label in enumerate(labels)}
         other = col[OTHER]
         rows = np.flatnonzero(keys != None)  # noqa: E711
         cols = np.array([col.get(str(keys[r]), other) for r in rows], dtype=np.int64)
         return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(labels)))
+
+    def _tfidf(self) -> TfidfEncoder:
+        """An unfitted `TfidfEncoder` with the settings of the ``"text"`` blocks."""
+        from tastemaker.content.encoders import TfidfEncoder  # here: content imports models, data must not
+
+        return TfidfEncoder(min_df=self.text_min_df, max_features=self.text_max_features, sublinear_tf=False,
+                            stop_words="english", token_pattern=TOKEN_PATTERN, strip_accents=None, dtype="float64")
+
+    def _text_encoder(self, block: dict[str, Any]) -> TfidfEncoder:
+        """The fitted `TfidfEncoder` of a ``"text"`` block, rebuilt from its terms and idf weights (cached)."""
+        name = block["name"]
+        if name not in self._text_encoders:
+            settings = self._tfidf()
+            arrays = {"terms": np.asarray(block["labels"], dtype=str), "idf": np.asarray(block["idf"], dtype=float)}
+            self._text_encoders[name] = settings.from_state(arrays, {"kind": settings.kind,
+                                                                     "settings": settings.settings})
+        return self._text_encoders[name]
 
     def fit_transform(self, features: SideFeatures | None, vocab: Vocabulary, *,
                       identity_ids: Any = None) -> sp.csr_matrix:

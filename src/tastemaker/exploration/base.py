@@ -6,8 +6,8 @@ action's probability) is the true probability of the choice — what off-policy 
 (`tastemaker.evaluation.ope`) needs. Deterministic policies (UCB1, LinUCB) log 1 (or 1/ties).
 
 Every decision goes to the policy's choice log when one is given: anything with
-``log(record: dict)`` — the same interface as the news models' choice logs
-(`tastemaker.models.session.ChoiceLog`), so one log can collect both. `ListLog` keeps records in
+``log(record: dict)`` — the news models (`tastemaker.models.session.FreshExplorer`) log to the same
+interface, so one log can collect both. `ListLog` keeps records in
 memory, `JsonlLog` appends them to a JSON-lines file, `read_jsonl` reads such a file back.
 A record: ``{"policy", "step", "action", "propensity", "n_actions"}`` plus whatever the caller passes
 as ``select(..., record={...})`` (a request id, a user, a timestamp).

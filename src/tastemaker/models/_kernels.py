@@ -53,6 +53,72 @@ def sgd_mf_epoch(users, items, ratings, order, mu, bu, bi, P, Q, lr, reg):  # pr
 
 # --- Surprise-family rating models (svdpp, time_svdpp, nmf, co_clustering) ----------------------
 
+# The lazy per-run implicit (y) update of SVD++, shared by `sgd_svdpp_epoch` and `sgd_timesvdpp_epoch`:
+# for a run of consecutive rows of one user, `_implicit_open` computes z0 = z_u and clears G, each row
+# reads z_u with `_implicit_dot` and folds its y step into G with `_factor_step`, and `_implicit_close`
+# writes every y_j of N(u) once. inline="always" makes numba paste them into the kernels: as fast as the
+# loops written out (plain calls measured ~15% slower on SVD++) and bit-identical to them.
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _user_run_end(users, order, k):  # pragma: no cover - compiled
+    """End (exclusive) of the run of consecutive rows of `order`, from position k, that belong to one user."""
+    n = len(order)
+    u = users[order[k]]
+    e = k + 1
+    while e < n and users[order[e]] == u:
+        e += 1
+    return e
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _implicit_open(nu_indptr, nu_indices, u, Y, z0, G):  # pragma: no cover - compiled
+    """z0 = |N(u)|^-½ Σ_{j∈N(u)} y_j and G = 0 at the start of u's run; returns (|N(u)|^½, |N(u)|^-½)."""
+    n_factors = Y.shape[1]
+    start, stop = nu_indptr[u], nu_indptr[u + 1]
+    sq = (stop - start) ** 0.5
+    c = 1.0 / sq
+    z0[:] = 0.0
+    for jj in range(start, stop):
+        j = nu_indices[jj]
+        for f in range(n_factors):
+            z0[f] += Y[j, f]
+    for f in range(n_factors):
+        z0[f] *= c
+        G[f] = 0.0
+    return sq, c
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _implicit_dot(P, Q, u, i, z0, G, z, scale, sq):  # pragma: no cover - compiled
+    """z = z_u as of now (scale·z0 + |N(u)|^½·G); returns q_i·(p_u + z_u)."""
+    dot = 0.0
+    for f in range(P.shape[1]):
+        z[f] = scale * z0[f] + sq * G[f]
+        dot += Q[i, f] * (P[u, f] + z[f])
+    return dot
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _factor_step(P, Q, u, i, err, z, G, a, c, lr, reg, lr_y):  # pragma: no cover - compiled
+    """Step p_u and q_i (q_i along err·(p_u + z_u)), each from the other's pre-step value, and compose this
+    rating's y step (y ← a·y + lr_y·err·c·q_i) into G."""
+    for f in range(P.shape[1]):
+        puf = P[u, f]
+        qif = Q[i, f]
+        P[u, f] += lr * (err * qif - reg * puf)
+        Q[i, f] += lr * (err * (puf + z[f]) - reg * qif)
+        G[f] = a * G[f] + lr_y * err * c * qif
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _implicit_close(nu_indptr, nu_indices, u, Y, scale, G):  # pragma: no cover - compiled
+    """y_j ← scale·y_j + G for every j ∈ N(u) at the end of u's run."""
+    for jj in range(nu_indptr[u], nu_indptr[u + 1]):
+        j = nu_indices[jj]
+        for f in range(Y.shape[1]):
+            Y[j, f] = scale * Y[j, f] + G[f]
+
+
 @numba.njit(cache=True, nogil=True)
 def sgd_svdpp_epoch(users, items, ratings, order, nu_indptr, nu_indices, mu, bu, bi, P, Q, Y,
                     lr_bias, lr, lr_y, reg_bias, reg, reg_y, work):  # pragma: no cover - compiled
@@ -70,53 +136,28 @@ def sgd_svdpp_epoch(users, items, ratings, order, nu_indptr, nu_indices, mu, bu,
     `work` is scratch space of shape (3, n_factors). Updates bu, bi, P, Q, Y in place; returns the
     sum of squared errors seen before each step.
     """
-    n_factors = P.shape[1]
     z0 = work[0]
     z = work[1]
     G = work[2]
     a = 1.0 - lr_y * reg_y
     sse = 0.0
-    n = len(order)
     k = 0
-    while k < n:
+    while k < len(order):
         u = users[order[k]]
-        e = k + 1
-        while e < n and users[order[e]] == u:
-            e += 1
-        start, stop = nu_indptr[u], nu_indptr[u + 1]
-        sq = (stop - start) ** 0.5
-        c = 1.0 / sq
-        z0[:] = 0.0
-        for jj in range(start, stop):
-            j = nu_indices[jj]
-            for f in range(n_factors):
-                z0[f] += Y[j, f]
-        for f in range(n_factors):
-            z0[f] *= c
-            G[f] = 0.0
+        e = _user_run_end(users, order, k)
+        sq, c = _implicit_open(nu_indptr, nu_indices, u, Y, z0, G)
         scale = 1.0
         for t in range(k, e):
             row = order[t]
             i = items[row]
-            dot = 0.0
-            for f in range(n_factors):
-                z[f] = scale * z0[f] + sq * G[f]
-                dot += Q[i, f] * (P[u, f] + z[f])
+            dot = _implicit_dot(P, Q, u, i, z0, G, z, scale, sq)
             err = ratings[row] - (mu + bu[u] + bi[i] + dot)
             sse += err * err
             bu[u] += lr_bias * (err - reg_bias * bu[u])
             bi[i] += lr_bias * (err - reg_bias * bi[i])
-            for f in range(n_factors):
-                puf = P[u, f]
-                qif = Q[i, f]
-                P[u, f] += lr * (err * qif - reg * puf)
-                Q[i, f] += lr * (err * (puf + z[f]) - reg * qif)
-                G[f] = a * G[f] + lr_y * err * c * qif
+            _factor_step(P, Q, u, i, err, z, G, a, c, lr, reg, lr_y)
             scale *= a
-        for jj in range(start, stop):
-            j = nu_indices[jj]
-            for f in range(n_factors):
-                Y[j, f] = scale * Y[j, f] + G[f]
+        _implicit_close(nu_indptr, nu_indices, u, Y, scale, G)
         k = e
     return sse
 
@@ -132,36 +173,22 @@ def sgd_timesvdpp_epoch(users, items, ratings, order, dev, bins, days, nu_indptr
     per row: `dev` = dev_u(t), `bins` = bin(t), `days` = index of the (user, day) pair. `lrs` and
     `regs` are the step sizes and L2 weights of (biases, alpha, bin biases, day biases, scale c,
     factors p/q, implicit y); cu is pulled towards 1, everything else towards 0. Factors and the
-    implicit y_j follow `sgd_svdpp_epoch` exactly (same lazy per-run y update); every other
+    implicit y_j follow `sgd_svdpp_epoch` exactly (the same lazy per-run y update code); every other
     parameter takes a plain SGD step on its gradient, each from the values before this row's step.
     `work` is scratch space of shape (3, n_factors). Returns the sum of squared errors seen before each step.
     """
     lr_b, lr_a, lr_bin, lr_day, lr_c, lr, lr_y = lrs[0], lrs[1], lrs[2], lrs[3], lrs[4], lrs[5], lrs[6]
     reg_b, reg_a, reg_bin, reg_day, reg_c, reg, reg_y = regs[0], regs[1], regs[2], regs[3], regs[4], regs[5], regs[6]
-    n_factors = P.shape[1]
     z0 = work[0]
     z = work[1]
     G = work[2]
     a = 1.0 - lr_y * reg_y
     sse = 0.0
-    n = len(order)
     k = 0
-    while k < n:
+    while k < len(order):
         u = users[order[k]]
-        e = k + 1
-        while e < n and users[order[e]] == u:
-            e += 1
-        start, stop = nu_indptr[u], nu_indptr[u + 1]
-        sq = (stop - start) ** 0.5
-        c = 1.0 / sq
-        z0[:] = 0.0
-        for jj in range(start, stop):
-            j = nu_indices[jj]
-            for f in range(n_factors):
-                z0[f] += Y[j, f]
-        for f in range(n_factors):
-            z0[f] *= c
-            G[f] = 0.0
+        e = _user_run_end(users, order, k)
+        sq, c = _implicit_open(nu_indptr, nu_indices, u, Y, z0, G)
         scale = 1.0
         for t in range(k, e):
             row = order[t]
@@ -169,10 +196,7 @@ def sgd_timesvdpp_epoch(users, items, ratings, order, dev, bins, days, nu_indptr
             b = bins[row]
             d = days[row]
             dv = dev[row]
-            dot = 0.0
-            for f in range(n_factors):
-                z[f] = scale * z0[f] + sq * G[f]
-                dot += Q[i, f] * (P[u, f] + z[f])
+            dot = _implicit_dot(P, Q, u, i, z0, G, z, scale, sq)
             item_b = bi[i] + bi_bin[i, b]
             scl = cu[u] + cu_day[d]
             err = ratings[row] - (mu + bu[u] + alpha[u] * dv + bu_day[d] + item_b * scl + dot)
@@ -184,17 +208,9 @@ def sgd_timesvdpp_epoch(users, items, ratings, order, dev, bins, days, nu_indptr
             bi_bin[i, b] += lr_bin * (err * scl - reg_bin * bi_bin[i, b])
             cu[u] += lr_c * (err * item_b - reg_c * (cu[u] - 1.0))
             cu_day[d] += lr_c * (err * item_b - reg_c * cu_day[d])
-            for f in range(n_factors):
-                puf = P[u, f]
-                qif = Q[i, f]
-                P[u, f] += lr * (err * qif - reg * puf)
-                Q[i, f] += lr * (err * (puf + z[f]) - reg * qif)
-                G[f] = a * G[f] + lr_y * err * c * qif
+            _factor_step(P, Q, u, i, err, z, G, a, c, lr, reg, lr_y)
             scale *= a
-        for jj in range(start, stop):
-            j = nu_indices[jj]
-            for f in range(n_factors):
-                Y[j, f] = scale * Y[j, f] + G[f]
+        _implicit_close(nu_indptr, nu_indices, u, Y, scale, G)
         k = e
     return sse
 

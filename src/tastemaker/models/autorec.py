@@ -28,7 +28,7 @@ from pydantic import Field
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError
 from tastemaker.models.base import ModelConfig, Recommender
-from tastemaker.models.baseline import fit_biases
+from tastemaker.models.baseline import bias_fallback, fit_biases
 from tastemaker.progress import track
 
 
@@ -138,9 +138,7 @@ class AutoRec(Recommender):
         return (np.einsum("ij,ij->i", H[items], self.W[users]) + self.c[users]).astype(np.float64)
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
     def _get_state(self):
         arrays = {"V": self.V, "b": self.b, "W": self.W, "c": self.c, "bu": self.user_bias, "bi": self.item_bias}

@@ -520,6 +520,16 @@ class Recommender(ABC):
         co = (binary[:, items].T.tocsr() @ binary[:, hist]).toarray()
         return co / np.outer(norms[items], norms[hist])
 
+    def _explain_by_vectors(self, user: int, items: np.ndarray, vectors: np.ndarray) -> list[Reason]:
+        """`_explain_by_similarity` with the cosine of the items' rows of `vectors` (n_items, d) — item factors
+        or embeddings — as the similarity."""
+        norms = np.linalg.norm(vectors, axis=1) + 1e-12
+
+        def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return (vectors[a] @ vectors[b].T) / np.outer(norms[a], norms[b])
+
+        return self._explain_by_similarity(user, items, cosine)
+
     def _explain_by_similarity(self, user: int, items: np.ndarray, similarity) -> list[Reason]:
         """For each item, the history item j maximising similarity(item, j) — weighted by the
         user's value of j and restricted to items rated at or above the user's mean on explicit

@@ -53,6 +53,15 @@ def fit_biases(data: Interactions, config: BaselineConfig | None = None) -> tupl
     return mu, bu, bi
 
 
+def bias_fallback(mu: float, user_bias: np.ndarray, item_bias: np.ndarray, users: np.ndarray,
+                  items: np.ndarray) -> np.ndarray:
+    """μ + b_u + b_i for user/item index pairs, a bias counting 0 where the index is -1 (unknown):
+    the `_fallback_values` of the bias-based rating models."""
+    bu = np.where(users >= 0, user_bias[np.maximum(users, 0)], 0.0)
+    bi = np.where(items >= 0, item_bias[np.maximum(items, 0)], 0.0)
+    return mu + bu + bi
+
+
 class Baseline(Recommender):
     """r̂(u, i) = μ + b_u + b_i. Unknown users get μ + b_i, unknown items μ + b_u."""
 
@@ -70,9 +79,7 @@ class Baseline(Recommender):
         return self.mu + self.user_bias[users] + self.item_bias[items]
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
         return [Reason("popular", detail="rated above average by everyone")] * len(items)

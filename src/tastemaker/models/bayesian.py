@@ -39,6 +39,7 @@ from tastemaker.data.interactions import Interactions
 from tastemaker.data.vocabulary import Vocabulary
 from tastemaker.errors import ConfigError
 from tastemaker.models.base import ModelConfig, Recommender
+from tastemaker.models.baseline import bias_fallback
 from tastemaker.progress import track
 
 
@@ -275,9 +276,7 @@ class BayesianMF(Recommender):
         return self.mu + dots
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
     def _get_state(self):
         arrays = {"P": self.user_factors, "Q": self.item_factors, "bu": self.user_bias, "bi": self.item_bias}

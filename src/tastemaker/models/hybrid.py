@@ -188,12 +188,7 @@ class HybridMF(Recommender):
         return np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items]) + self.item_bias[items]
 
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
-        return self._explain_by_similarity(user, items, self._vector_similarity)
-
-    def _vector_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
-        q = self.item_vectors
-        norms = np.linalg.norm(q, axis=1) + 1e-12
-        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
+        return self._explain_by_vectors(user, items, self.item_vectors)
 
     def _get_state(self):
         arrays = {"user_vectors": self.user_vectors, "item_vectors": self.item_vectors, "item_bias": self.item_bias,

@@ -97,13 +97,8 @@ class _ImplicitFactorModel(Recommender):
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
         """The liked history item whose factor vector has the highest cosine with the recommended
         item's (BPR's bias column left out)."""
-        return self._explain_by_similarity(user, items, self._factor_similarity)
-
-    def _factor_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
         q = self.item_factors[:, :-1] if self._bias_column else self.item_factors
-        q = q.astype(np.float64)
-        norms = np.linalg.norm(q, axis=1) + 1e-12
-        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
+        return self._explain_by_vectors(user, items, q.astype(np.float64))
 
     def _get_state(self):
         return {"user_factors": self.user_factors, "item_factors": self.item_factors}, {}

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from tastemaker.data.interactions import Interactions
 from tastemaker.models.base import ModelConfig, Reason, Recommender
-from tastemaker.models.baseline import BaselineConfig, fit_biases
+from tastemaker.models.baseline import BaselineConfig, bias_fallback, fit_biases
 from tastemaker.progress import track
 
 # size of temporary blocks: dense float64 cells (similarity rows, neighbour blocks; ~32 MB each),
@@ -279,9 +279,7 @@ class ItemKNN(Recommender):
         return out
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
     # --- reasons ------------------------------------------------------------------------------
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:

@@ -21,6 +21,7 @@ from pydantic import Field
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError
 from tastemaker.models.base import ModelConfig, Reason, Recommender
+from tastemaker.models.baseline import bias_fallback
 from tastemaker.progress import track
 
 
@@ -39,7 +40,29 @@ class BiasedMFConfig(ModelConfig):
     """Standard deviation of the zero-mean normal distribution the factors start from."""
 
 
-class BiasedMF(Recommender):
+class FactorRatingModel(Recommender):
+    """What the rating factor models (biased_mf, svdpp, time_svdpp, nmf) share: the fitted state — μ, user and
+    item biases, user factors P and item factors Q, the training RMSE of each epoch — as plain arrays, and
+    reasons from the cosine of item factor vectors. Subclasses fit and score."""
+
+    def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
+        """The liked history item (rated at or above the user's mean) whose factor vector has the
+        highest cosine with the recommended item's, weighted by the user's rating — the latent
+        direction the model itself uses for q_iᵀp_u."""
+        return self._explain_by_vectors(user, items, self.item_factors)
+
+    def _get_state(self):
+        arrays = {"P": self.user_factors, "Q": self.item_factors, "bu": self.user_bias, "bi": self.item_bias}
+        return arrays, {"mu": self.mu, "epoch_rmse": self.epoch_rmse}
+
+    def _set_state(self, arrays, meta):
+        self.user_factors, self.item_factors = arrays["P"], arrays["Q"]
+        self.user_bias, self.item_bias = arrays["bu"], arrays["bi"]
+        self.mu = float(meta["mu"])
+        self.epoch_rmse = [float(x) for x in meta.get("epoch_rmse", [])]
+
+
+class BiasedMF(FactorRatingModel):
     """SVD-style biased matrix factorisation (Surprise's `SVD`), a rating model.
 
     Unknown or history-less users get μ + b_i; unknown items or items without ratings get μ + b_u.
@@ -86,31 +109,7 @@ class BiasedMF(Recommender):
         return self.mu + self.user_bias[users] + self.item_bias[items] + dots
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
-
-    def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
-        """The liked history item (rated at or above the user's mean) whose factor vector has the
-        highest cosine with the recommended item's, weighted by the user's rating — the latent
-        direction the model itself uses for q_iᵀp_u."""
-        return self._explain_by_similarity(user, items, self._factor_similarity)
-
-    def _factor_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
-        """Cosine of item factor vectors: (len(items), len(hist))."""
-        q = self.item_factors
-        norms = np.linalg.norm(q, axis=1) + 1e-12
-        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
-
-    def _get_state(self):
-        arrays = {"P": self.user_factors, "Q": self.item_factors, "bu": self.user_bias, "bi": self.item_bias}
-        return arrays, {"mu": self.mu, "epoch_rmse": self.epoch_rmse}
-
-    def _set_state(self, arrays, meta):
-        self.user_factors, self.item_factors = arrays["P"], arrays["Q"]
-        self.user_bias, self.item_bias = arrays["bu"], arrays["bi"]
-        self.mu = float(meta["mu"])
-        self.epoch_rmse = [float(x) for x in meta.get("epoch_rmse", [])]
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
 
-__all__ = ["BiasedMF", "BiasedMFConfig"]
+__all__ = ["BiasedMF", "BiasedMFConfig", "FactorRatingModel"]

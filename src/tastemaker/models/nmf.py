@@ -26,8 +26,9 @@ from pydantic import Field, model_validator
 
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError
-from tastemaker.models.base import ModelConfig, Reason, Recommender
-from tastemaker.models.baseline import fit_biases
+from tastemaker.models.base import ModelConfig
+from tastemaker.models.baseline import bias_fallback, fit_biases
+from tastemaker.models.mf import FactorRatingModel
 from tastemaker.progress import track
 
 
@@ -68,7 +69,7 @@ class NMFConfig(ModelConfig):
         return self
 
 
-class NMF(Recommender):
+class NMF(FactorRatingModel):
     """Non-negative matrix factorisation (Surprise's `NMF`), a rating model; see the module docstring.
 
     Reasons name the liked history item whose (non-negative) factor vector is most similar to the
@@ -128,27 +129,8 @@ class NMF(Recommender):
         return dots
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return (self.mu if self.config.biased else self.global_mean) + bu + bi
-
-    def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
-        return self._explain_by_similarity(user, items, self._factor_similarity)
-
-    def _factor_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
-        q = self.item_factors
-        norms = np.linalg.norm(q, axis=1) + 1e-12
-        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
-
-    def _get_state(self):
-        arrays = {"P": self.user_factors, "Q": self.item_factors, "bu": self.user_bias, "bi": self.item_bias}
-        return arrays, {"mu": self.mu, "epoch_rmse": self.epoch_rmse}
-
-    def _set_state(self, arrays, meta):
-        self.user_factors, self.item_factors = arrays["P"], arrays["Q"]
-        self.user_bias, self.item_bias = arrays["bu"], arrays["bi"]
-        self.mu = float(meta["mu"])
-        self.epoch_rmse = [float(x) for x in meta.get("epoch_rmse", [])]
+        mu = self.mu if self.config.biased else self.global_mean
+        return bias_fallback(mu, self.user_bias, self.item_bias, users, items)
 
 
 def multiplicative_step(factors: np.ndarray, num: np.ndarray, denom: np.ndarray) -> None:

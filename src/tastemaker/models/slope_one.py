@@ -27,7 +27,7 @@ from pydantic import Field
 from tastemaker.data.interactions import Interactions
 from tastemaker.errors import ConfigError
 from tastemaker.models.base import ModelConfig, Reason, Recommender
-from tastemaker.models.baseline import fit_biases
+from tastemaker.models.baseline import bias_fallback, fit_biases
 
 # expanded (pair, rated item) cells gathered at once when scoring pairs
 _CHUNK = 4_000_000
@@ -117,9 +117,7 @@ class SlopeOne(Recommender):
         return np.where(den > 0, est, base)
 
     def _fallback_values(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        bu = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
-        bi = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
-        return self.mu + bu + bi
+        return bias_fallback(self.mu, self.user_bias, self.item_bias, users, items)
 
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
         """The liked history item with the most raters in common with the recommended item."""

@@ -169,12 +169,7 @@ class TwoTower(Recommender):
         return np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
 
     def _explain(self, user: int, items: np.ndarray) -> list[Reason]:
-        return self._explain_by_similarity(user, items, self._vector_similarity)
-
-    def _vector_similarity(self, items: np.ndarray, hist: np.ndarray) -> np.ndarray:
-        q = self.item_vectors[:, :self.config.embedding_dim]
-        norms = np.linalg.norm(q, axis=1) + 1e-12
-        return (q[items] @ q[hist].T) / np.outer(norms[items], norms[hist])
+        return self._explain_by_vectors(user, items, self.item_vectors[:, :self.config.embedding_dim])
 
     def _get_state(self):
         arrays = {"user_vectors": self.user_vectors, "item_vectors": self.item_vectors}

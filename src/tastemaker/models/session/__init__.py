@@ -18,7 +18,6 @@ from tastemaker.models.session.explore import (
     CallbackChoiceLog,
     ChoiceLog,
     FreshExplorer,
-    ListChoiceLog,
 )
 from tastemaker.models.session.hybrid import NewsHybrid
 from tastemaker.models.session.knn import STAN, VSKNN, VSTAN
@@ -44,7 +43,6 @@ __all__ = [
     "FreshExplorer",
     "GrowableIndex",
     "ItemKNN",
-    "ListChoiceLog",
     "NewsHybrid",
     "RecentPopularity",
     "SequentialRules",

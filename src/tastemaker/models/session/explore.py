@@ -1,14 +1,16 @@
 """Thompson-sampling exploration of fresh articles, with every choice logged with its propensity.
 
-`tastemaker.exploration` (bandit policies for the whole engine) does not exist yet; this module
-holds what the news models need now — a Beta-Bernoulli Thompson sampler and the choice-log
-interface — in a form the experimentation work can move there:
-
-- `ChoiceLog`: anything with ``log(record: dict)``; `ListChoiceLog` keeps dicts, `CallbackChoiceLog`
-  calls a function, `ArrayChoiceLog` keeps columns (for replays of millions of requests).
+- Choice logs are `tastemaker.exploration`'s: anything with ``log(record: dict)`` (`ChoiceLog`), e.g.
+  `tastemaker.exploration.ListLog` (keeps dicts) or `JsonlLog`; here `CallbackChoiceLog` calls a
+  function and `ArrayChoiceLog` keeps columns (for replays of millions of requests).
   A record: ``{"policy", "timestamp", "session", "item", "slot", "propensity", "n_candidates"}``.
 - `BetaThompsonSampler`: arms with Beta(alpha, beta) posteriors; ``select`` returns the chosen arm
-  and its propensity, ``update(arm, reward)`` adds a Bernoulli outcome.
+  and its propensity, ``update(arm, reward)`` adds a Bernoulli outcome. It is the Python face of the
+  numba kernel (`_kernels.thompson_choose`) that `FreshExplorer` runs inside its compiled
+  recommend loop, which cannot call a Python policy: counter-based random numbers seeded per
+  request (the same request gives the same choice) and a propensity estimated by re-draws,
+  (wins + 1) / (draws + 1). `tastemaker.exploration.BetaThompson` — the engine-wide policy — draws
+  its choice from cached Monte-Carlo shares instead, a different (exact-propensity) scheme.
 - `FreshExplorer`: wraps a session model; in each list it puts one article first seen less than
   `fresh_hours` ago, chosen by Thompson sampling, at position `slot`. The candidates are the fresh
   articles the base model ranks just below that slot (relevant to the session), then the newest.
@@ -22,33 +24,17 @@ take off stop being chosen.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
+from tastemaker.exploration.base import ChoiceLog, ListLog
 from tastemaker.models.session import _kernels as K
 from tastemaker.models.session.base import SessionModel, SessionModelConfig, build_state, create_session_model
 from tastemaker.models.session.popularity import init_pop
 
 POLICY = "thompson-beta-fresh"
-
-
-class ChoiceLog(Protocol):
-    def log(self, record: dict[str, Any]) -> None: ...
-
-
-class ListChoiceLog:
-    """Keeps every record (a dict) in `records`."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def log(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-
-    def __len__(self) -> int:
-        return len(self.records)
 
 
 class CallbackChoiceLog:
@@ -146,7 +132,7 @@ class FreshExplorer(SessionModel):
     State = K.ExploreModel
 
     def __init__(self, config: Any = None, *, logger: ChoiceLog | None = None, **params: Any) -> None:
-        self.logger: ChoiceLog = logger if logger is not None else ListChoiceLog()
+        self.logger: ChoiceLog = logger if logger is not None else ListLog()
         super().__init__(config, **params)
 
     def _base_model(self) -> SessionModel:
