@@ -88,6 +88,19 @@ def read_bundle(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     return manifest, arrays
 
 
+def save_state(directory: str | Path, model: str, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> Path:
+    """Write an object's ``get_state()`` — `arrays` plus JSON-able `state` — as a bundle of kind `model`."""
+    return write_bundle(directory, {"model": model, "state": state}, arrays)
+
+
+def load_state(directory: str | Path, model: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a bundle written by `save_state`: (arrays, state); `ArtifactError` when it holds another kind."""
+    manifest, arrays = read_bundle(directory)
+    if manifest.get("model") != model:
+        raise ArtifactError(f"{directory} holds a {manifest.get('model')!r}, not a {model}")
+    return arrays, manifest.get("state") or {}
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)

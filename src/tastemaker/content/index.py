@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from tastemaker.artifacts import read_bundle, write_bundle
+from tastemaker.artifacts import load_state, save_state
 from tastemaker.content.encoders import Rows, TextEncoder, encoder_from_state
 from tastemaker.errors import ArtifactError, ConfigError, DataError
 from tastemaker.models.base import top_k
@@ -388,16 +388,12 @@ class ContentIndex:
 
     def save(self, directory: str | Path) -> Path:
         """Write the index (ids, vectors, encoder state) as arrays + JSON; no pickle."""
-        arrays, meta = self.get_state()
-        return write_bundle(directory, {"model": "content_index", "state": meta}, arrays)
+        return save_state(directory, "content_index", *self.get_state())
 
     @classmethod
     def load(cls, directory: str | Path) -> ContentIndex:
         """Read an index written by `save`."""
-        manifest, arrays = read_bundle(directory)
-        if manifest.get("model") != "content_index":
-            raise ArtifactError(f"{directory} holds a {manifest.get('model')!r}, not a content index")
-        return cls.from_state(arrays, manifest.get("state") or {})
+        return cls.from_state(*load_state(directory, "content_index"))
 
 
 def _as_list(x: Any) -> list[Any]:

@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tastemaker.artifacts import read_bundle, write_bundle
+from tastemaker.artifacts import load_state, save_state
 from tastemaker.data.vocabulary import Vocabulary
 from tastemaker.errors import ArtifactError, ConfigError, DataError
 
@@ -509,16 +509,12 @@ class Catalog:
 
     def save(self, directory: str | Path) -> Path:
         """Write the catalogue as ``arrays.npz`` + ``manifest.json`` (no pickle)."""
-        arrays, meta = self.get_state()
-        return write_bundle(directory, {"model": "catalog", "state": meta}, arrays)
+        return save_state(directory, "catalog", *self.get_state())
 
     @classmethod
     def load(cls, directory: str | Path) -> Catalog:
         """Read a catalogue written by `save`."""
-        manifest, arrays = read_bundle(directory)
-        if manifest.get("model") != "catalog":
-            raise ArtifactError(f"{directory} holds a {manifest.get('model')!r}, not a catalog")
-        return cls.from_state(arrays, manifest.get("state") or {})
+        return cls.from_state(*load_state(directory, "catalog"))
 
     def nbytes(self) -> int:
         """Bytes held by the columns and tables (the text too)."""
