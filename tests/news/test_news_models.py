@@ -461,3 +461,35 @@ def test_explorer_places_a_fresh_article_and_logs_its_propensity(clicks):
     assert len(columns) == 2 and columns.columns()["item"].tolist() == [1, 2]
     late, _ = model.recommend([int(items[-2])], 6, timestamp=t + 10 * HOUR)
     assert len(late) == 6 and len(columns) == 2  # nothing fresh ten hours later: no choice, nothing logged
+
+
+def test_explorer_share_explores_that_share_of_requests_and_scales_propensities(clicks):
+    sess, items, times, _ = clicks
+    t0 = float(times[-1]) + 1
+    full, half = ListLog(), ListLog()
+    a = FreshExplorer(PARAMS["fresh_explorer"], logger=full)
+    b = FreshExplorer({**PARAMS["fresh_explorer"], "explore_share": 0.5}, logger=half)
+    for m in (a, b):
+        m.update_many(sess, items, times)
+    n = 400
+    lists_a, lists_b = [], []
+    for r in range(n):  # distinct request times: distinct per-request draws
+        t = t0 + r * 0.01
+        lists_a.append(a.recommend([int(items[-2])], 6, timestamp=t)[0].tolist())
+        lists_b.append(b.recommend([int(items[-2])], 6, timestamp=t)[0].tolist())
+    assert len(full) == n
+    assert 0.4 * n < len(half) < 0.6 * n
+    by_time = {rec["timestamp"]: rec for rec in full.records}
+    for rec in half.records:  # an explored request chooses as share 1 does, at half the propensity
+        twin = by_time[rec["timestamp"]]
+        assert rec["item"] == twin["item"]
+        assert rec["propensity"] == pytest.approx(0.5 * twin["propensity"])
+    explored = {rec["timestamp"] for rec in half.records}
+    base = FreshExplorer(PARAMS["fresh_explorer"])._base_model()
+    base.update_many(sess, items, times)
+    for r in range(n):  # a request left out gets the base model's list unchanged
+        t = t0 + r * 0.01
+        if not any(abs(t - e) < 1e-9 for e in explored):
+            assert lists_b[r] == base.recommend([int(items[-2])], 6, timestamp=t)[0].tolist()
+    with pytest.raises(Exception, match="explore_share"):
+        FreshExplorer({**PARAMS["fresh_explorer"], "explore_share": 0.0})

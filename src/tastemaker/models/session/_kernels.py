@@ -1064,8 +1064,8 @@ class ExploreModel(NamedTuple):
     beta: np.ndarray  # float64[max candidates] workspace
 
 
-X_SLOT, X_FRESH, X_A0, X_B0, X_RHO, X_DRAWS, X_MAXC, X_SEED, X_EXT = range(9)
-X_PARAMS = 9
+X_SLOT, X_FRESH, X_A0, X_B0, X_RHO, X_DRAWS, X_MAXC, X_SEED, X_EXT, X_SHARE = range(10)
+X_PARAMS = 10
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -1179,7 +1179,8 @@ def _explore_candidate(x, j, t, prefix, npre, excl, excl_prefix, out_items, upto
 
 @njit(cache=True)
 def explore_place(x, prefix, npre, t, excl, excl_prefix, k, out_items, out_scores, n, logrow, ranked, n_ranked):
-    """Put one Thompson-sampled fresh article (first seen < fresh seconds ago) at slot `slot`.
+    """Put one Thompson-sampled fresh article (first seen < fresh seconds ago) at slot `slot`, in a
+    share `explore_share` of the requests that have candidates (the logged propensity includes it).
 
     Candidates: the fresh articles the base model ranks below the slot (`ranked[slot:n_ranked]`, its
     extended list, best first), then the most recently first-seen fresh articles, up to max_candidates.
@@ -1203,7 +1204,14 @@ def explore_place(x, prefix, npre, t, excl, excl_prefix, k, out_items, out_score
     if m == 0:
         return n
     seed = _request_seed(xp[X_SEED], t, prefix, npre)
+    share = xp[X_SHARE]
+    if share < 1.0:
+        # the request gets the slot with probability `share` (its own stream: independent of the choice)
+        _, u = _uniform(np.uint64(seed) ^ np.uint64(0x5DEECE66D))
+        if u >= share:
+            return n
     c, prop = thompson_choose(x.alpha, x.beta, m, seed, int(xp[X_DRAWS]))
+    prop *= min(share, 1.0)
     j = x.cand[c]
     at = min(slot, n)
     logrow[0] = j

@@ -121,6 +121,9 @@ class FreshExplorerConfig(SessionModelConfig):
     """Candidates: the base model's fresh articles ranked just below the slot, then the newest fresh ones."""
     extended_list: int = Field(default=30, ge=0)
     """How far below the top k the base model's ranking is searched for fresh candidates."""
+    explore_share: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Probability that a request with fresh candidates gets the exploration slot (drawn per request,
+    reproducibly); the logged propensity is explore_share × P(Thompson picks the article)."""
     seed: int = 0
 
 
@@ -174,6 +177,7 @@ class FreshExplorer(SessionModel):
         xp[K.X_MAXC] = cfg.max_candidates
         xp[K.X_SEED] = cfg.seed
         xp[K.X_EXT] = cfg.extended_list
+        xp[K.X_SHARE] = cfg.explore_share
         return st
 
     def _on_choice(self, record: dict[str, Any]) -> None:
