@@ -60,6 +60,11 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "kind": {"choices": ["count", "rating"]},
         "damping": {"low": 0.1, "high": 200.0, "log": True},
     },
+    "demographic_popularity": {
+        "shrinkage": {"low": 1.0, "high": 1000.0, "log": True},
+        "weight": {"low": 0.1, "high": 1.5},
+        "positive_threshold": {"choices": [3.0, 4.0]},
+    },
     "baseline": {
         "n_epochs": {"low": 3, "high": 30},
         "reg_users": {"low": 0.5, "high": 50.0, "log": True},

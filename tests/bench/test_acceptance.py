@@ -60,3 +60,18 @@ def test_ease_ndcg_at_10_at_least_044_and_above_implicit_als(topn):
     assert ease["ndcg@10"] > topn["implicit/ALS"]["metrics"]["ndcg@10"]
     assert ease["ndcg@10"] > 1.5 * topn["tastemaker/popularity"]["metrics"]["ndcg@10"]
     assert 0 < ease["coverage@10"] <= 1
+
+
+@pytest.fixture(scope="module")
+def cold(ml100k):
+    doc = run_suite("ml100k-cold", ml100k, models=["popularity", "content_knn", "demographic_popularity/cold-user"])
+    return {(r["protocol"], r["model"]): r["metrics"] for r in doc["rows"]}
+
+
+def test_cold_items_auc_at_least_070(cold):
+    assert cold[("cold-items", "content_knn")]["auc"] >= 0.70
+
+
+def test_cold_users_beat_popularity_by_10_percent(cold):
+    ours = cold[("cold-users", "demographic_popularity/cold-user")]["ndcg@10"]
+    assert ours >= 1.10 * cold[("cold-users", "popularity")]["ndcg@10"]

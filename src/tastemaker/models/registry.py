@@ -8,6 +8,7 @@ from tastemaker.errors import ConfigError
 
 BUILTIN: dict[str, str] = {
     "popularity": "tastemaker.models.popularity:Popularity",
+    "demographic_popularity": "tastemaker.models.demographic:DemographicPopularity",
     "baseline": "tastemaker.models.baseline:Baseline",
     "biased_mf": "tastemaker.models.mf:BiasedMF",
     "item_knn": "tastemaker.models.knn:ItemKNN",
