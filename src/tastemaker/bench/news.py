@@ -89,6 +89,9 @@ HYBRID = {"knn": "vstan", "knn_params": VSTAN, "pairs": "sr", "pair_steps": 3, "
 #   fresh windows 0.5/1 h, exposure rates 0.1/0.5, lists 50/100 tried; on top of the age prior it lowered
 #   the fresh slice). Replayed logs cannot react to what we show, so exploration can only cost offline
 #   unless it happens to pick what readers clicked anyway.
+# - explore_share (the share of requests that get the slot, `evaluate_settings` on g1-live): 1.0 hr 0.7524 (-0.96%),
+#   fresh 0.0810; 0.75 hr 0.7544 (-0.71%), fresh 0.0788; 0.5 hr 0.7560 (-0.49%), fresh 0.0784. The rule (most
+#   fresh lift at <= 1% loss) keeps 1.0; a smaller share is the knob for a stricter loss budget.
 HYBRID_RECENCY = {**HYBRID, "w_age": 0.05, "age_half_life_hours": 1.0}
 EXPLORE = {"base": "news_hybrid", "base_params": HYBRID, "slot": 19, "fresh_hours": 1.0, "exposure_rate": 0.1,
            "extended_list": 80}
