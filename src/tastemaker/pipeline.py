@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -105,9 +106,9 @@ class CandidateSet:
     extras: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
-        self.ids = np.asarray(self.ids).astype(str)
+        self.ids = np.asarray(self.ids).astype(str, copy=False)  # no copy when already text (`take`)
         self.scores = np.asarray(self.scores, dtype=np.float64)
-        self.sources = np.asarray(self.sources).astype(str) if len(self.ids) else np.zeros(0, dtype=str)
+        self.sources = np.asarray(self.sources).astype(str, copy=False) if len(self.ids) else np.zeros(0, dtype=str)
         n = len(self.ids)
         if self.scores.shape != (n,) or self.sources.shape != (n,):
             raise DataError(f"candidate set: {n} ids but scores {self.scores.shape} and sources {self.sources.shape}")
@@ -770,8 +771,7 @@ class AttributeTable:
             return self._attributes(ids)
 
     def _attributes(self, ids: Sequence[str]) -> tuple[dict[str, Any], np.ndarray]:
-        get = self._pos.get
-        rows = np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        rows = np.fromiter(map(self._pos.get, ids, repeat(-1, len(ids))), dtype=np.int64, count=len(ids))
         known = rows >= 0
         every = bool(known.all())
         safe = rows if every else np.where(known, rows, 0)
@@ -891,13 +891,26 @@ class RetrievalSource:
     `Candidates` out) as a pipeline `CandidateSource` (external ids). The user's index comes from
     `user_vocab` (a `Vocabulary`; unknown users query by their history); the request's history,
     context item and exclusions are mapped into the item space; the source's extra per-candidate
-    signals become features ``<source>.<name>``."""
+    signals become features ``<source>.<name>``.
 
-    def __init__(self, source: Any, catalog: Any, *, user_vocab: Any = None, name: str | None = None) -> None:
+    `allowed` pushes hard constraints into the source (an ANN source runs a filtered index search):
+    a boolean mask over the catalogue's items (e.g. in stock and inside the rule file's price range,
+    fixed for a catalogue version), or a function of the request returning one (None: no
+    constraint). The rules stage still applies its filters; this only keeps the source from
+    spending its quota on items they would drop."""
+
+    def __init__(self, source: Any, catalog: Any, *, user_vocab: Any = None, name: str | None = None,
+                 allowed: np.ndarray | Callable[[PipelineRequest], np.ndarray | None] | None = None) -> None:
         self.source = source
         self.catalog = catalog
         self.user_vocab = user_vocab
         self.name = name or source.name
+        if allowed is not None and not callable(allowed):
+            allowed = np.asarray(allowed)
+            if allowed.dtype != np.bool_ or allowed.shape != (len(catalog.ids),):
+                raise DataError(f"allowed must be a boolean mask over the catalogue's {len(catalog.ids):,} items, "
+                                f"got {allowed.dtype} of shape {allowed.shape}")
+        self.allowed = allowed
 
     def _indices(self, ids: Sequence[str]) -> np.ndarray:
         idx = catalog_indices(self.catalog, ids)
@@ -910,9 +923,11 @@ class RetrievalSource:
         if request.user_id is not None and self.user_vocab is not None:
             user = int(self.user_vocab.index(request.user_id))
         items = self._indices([request.item_id]) if request.item_id is not None else np.zeros(0, np.int64)
-        excl = self._indices(sorted(_exclusions(request)))
-        query = Query(user=user, history=self._indices(list(request.history)), items=items,
-                      exclude=excl if len(excl) else None)
+        excluded = _exclusions(request)
+        excl = self._indices(sorted(excluded)) if excluded else np.zeros(0, np.int64)
+        history = self._indices(list(request.history)) if len(request.history) else np.zeros(0, np.int64)
+        allowed = self.allowed(request) if callable(self.allowed) else self.allowed
+        query = Query(user=user, history=history, items=items, exclude=excl if len(excl) else None, allowed=allowed)
         got = self.source.retrieve(query, n)
         ids = np.asarray(self.catalog.ids)[got.items].astype(str)
         feats = {f"{self.name}.{k}": np.asarray(v, dtype=np.float64) for k, v in got.features.items()}

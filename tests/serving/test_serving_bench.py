@@ -37,6 +37,10 @@ def test_serve_latency_in_process_and_over_http_with_redis():
     assert set(inproc["stages"]) == {"retrieve", "features", "derive", "rank", "rules"}
     assert inproc["metrics"]["degraded"] == 0 and inproc["metrics"]["store_item_vectors_per_s"] > 0
     assert inproc["params"]["store"] == "redis" and inproc["params"]["candidates"] == 500
+    # the real retrieval component: faiss IVF behind AnnSource, hard filters pushed into the search
+    assert inproc["params"]["retrieval"].startswith("AnnSource") and "kind=ivf" in inproc["params"]["ann"]
+    assert 0.5 < inproc["params"]["ann_filtered_share"] < 1.0
+    assert rows["http-open-loop"]["params"]["server_workers"] >= 1
     assert "load_generator" in rows["http-open-loop"]["metrics"]
 
 

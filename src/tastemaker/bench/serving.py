@@ -13,15 +13,24 @@ runs the serving pipeline:
     → rules        (docs/examples/rules.toml: filters, boosts, caps, pins, sponsored, MMR, exploration)
     → top 20
 
-Every stage is timed on its own (the pipeline's `StageTrace`). Over HTTP, a uvicorn server process
-on loopback serves the same pipeline and a load generator drives ``GET /recommendations``: wrk
-(closed loop: throughput and latency under saturation) when installed, and an open-loop
-Python/httpx generator at a fixed rate (latency at that rate, measured from each request's
-scheduled send time so queueing counts).
+Retrieval is the production component: `tastemaker.retrieval.AnnSource` over the package's default
+index (`default_index`: faiss IVF-Flat, about 2·sqrt(n) lists, nprobe 64 — the setting the ANN
+bench chose) and the users' embeddings, behind the pipeline's `RetrievalSource` adapter; the rule
+file's request-independent hard filters (in stock, price range, category allow/deny) go into the
+index's filtered search as an `allowed` mask (`ann_source`). The index is built once and saved; the
+HTTP server loads the saved copy. The ranker is a LightGBM model of production shape (100 trees,
+31 leaves) fitted on synthetic labels at start-up — its scores are meaningless, its cost is real.
+Pass `source_factory` / `scorer` to time other components.
 
-Stand-ins, until the real components land: the ANN is `IVFStandIn` (an inverted file over the
-generator's own clusters, exact dot products inside the probed lists); the ranker is a LightGBM
-model fitted on synthetic labels at start-up. Pass `source` / `scorer` factories to time the real ones.
+Every stage is timed on its own (the pipeline's `StageTrace`). Over HTTP, uvicorn on loopback
+serves the same pipeline (with the Redis store, one worker process per core, at most 2, sharing
+the store; with the memory store one process, since each would hold its own copy) and a load
+generator drives ``GET /recommendations``: wrk (closed loop: throughput and latency under
+saturation) when installed, and an open-loop Python asyncio raw HTTP/1.1 generator at a fixed
+rate (latency at that rate, measured from each request's scheduled send time so queueing counts,
+at most 256 connections: a request that would need more counts as an error). The load
+generators, Redis and the server share the machine's cores: ``server_cpu_ms_per_request`` (all
+worker processes) is the load-independent cost.
 """
 
 from __future__ import annotations
@@ -53,7 +62,6 @@ from tastemaker.pipeline import (
     Rules,
     Score,
     StoreFeatures,
-    user_vector,
 )
 
 REPO_RULES = Path(__file__).resolve().parents[3] / "docs" / "examples" / "rules.toml"
@@ -154,31 +162,60 @@ def publish(shop: Shop, store: Any, *, batch_size: int = 10_000) -> dict[str, fl
 # ================================================================================================
 
 
-class IVFStandIn:
-    """ANN stand-in: an inverted file over the shop's clusters; the `nprobe` clusters closest to
-    the user vector are searched exactly. The user vector comes from the store."""
+def hard_constraint_mask(catalog: Any, rules: Any) -> np.ndarray | None:
+    """The items the rule file's request-independent hard filters keep (stock, price range,
+    category allow/deny), as a mask over `catalog` — what a filtered ANN search is given. None when
+    the file has no such filter."""
+    f = rules.spec.filters
+    if not (f.in_stock or f.price_min is not None or f.price_max is not None or f.category_allow
+            or f.category_deny):
+        return None
+    return catalog.mask(in_stock=f.in_stock, min_stock=int(np.ceil(f.min_stock)),
+                        categories=list(f.category_allow) or None, exclude_categories=list(f.category_deny),
+                        price_min=f.price_min, price_max=f.price_max)
 
-    def __init__(self, shop: Shop, store: Any, *, nprobe: int = 6, name: str = "ann") -> None:
-        order = np.argsort(shop.cluster, kind="stable")
-        self.ids = shop.item_ids[order]
-        self.vectors = np.ascontiguousarray(shop.item_vectors[order])
-        self.starts = np.searchsorted(shop.cluster[order], np.arange(len(shop.centroids) + 1))
-        self.centroids = shop.centroids
-        self.store = store
-        self.nprobe = nprobe
-        self.name = name
 
-    def retrieve(self, request: PipelineRequest, n: int) -> CandidateSet:
-        q = user_vector(self.store, request)
-        if q is None:
-            return CandidateSet.empty()
-        probe = np.argpartition(-(self.centroids @ q), self.nprobe)[:self.nprobe]
-        rows = np.concatenate([np.arange(self.starts[c], self.starts[c + 1]) for c in probe])
-        scores = self.vectors[rows] @ q
-        kk = min(n, len(rows))
-        top = np.argpartition(-scores, kk - 1)[:kk]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return CandidateSet.of(self.ids[rows[top]], scores[top], self.name)
+@dataclass
+class AnnParts:
+    """The retrieval component the bench serves with, and how it was made."""
+
+    source: Any
+    index: Any
+    build_seconds: float
+    description: dict[str, Any]
+
+
+def ann_source(shop: Shop, rules: Any = None, *, index_dir: str | Path | None = None,
+               name: str = "ann") -> AnnParts:
+    """The production ANN path over the shop: `tastemaker.retrieval.AnnSource` on the default index
+    (faiss IVF-Flat, about 2·sqrt(n) lists, nprobe 64 — the ANN bench's choice) and the users'
+    embeddings, behind the pipeline's `RetrievalSource` adapter (external ids in and out). The rule
+    file's static hard filters go into the index's filtered search. With `index_dir` holding a
+    saved index (`VectorIndex.save`) it is loaded instead of built (the HTTP server does this)."""
+    from tastemaker.data.catalog import Catalog
+    from tastemaker.data.vocabulary import Vocabulary
+    from tastemaker.pipeline import RetrievalSource
+    from tastemaker.retrieval import AnnSource, default_index, load_vector_index
+
+    t0 = time.perf_counter()
+    if index_dir is not None and (Path(index_dir) / "ann.json").is_file():
+        index = load_vector_index(index_dir)
+        if len(index) != len(shop.item_ids):
+            raise RuntimeError(f"the saved index in {index_dir} holds {len(index):,} items, the shop "
+                               f"{len(shop.item_ids):,}")
+    else:
+        index = default_index().build(shop.item_vectors)
+    build_seconds = time.perf_counter() - t0
+    catalog = Catalog.build(shop.item_ids, price=shop.columns["price"], stock=shop.columns["stock"],
+                            category=shop.columns["category"], name="synthetic-shop")
+    allowed = hard_constraint_mask(catalog, rules) if rules is not None else None
+    source = RetrievalSource(AnnSource(index, user_vectors=shop.user_vectors, name=name), catalog,
+                             user_vocab=Vocabulary(shop.user_ids), name=name, allowed=allowed)
+    shown = {k: v for k, v in index.params().items() if k in ("kind", "nlist", "nprobe")}
+    desc = {"ann": f"{type(index).__name__}({', '.join(f'{k}={v}' for k, v in shown.items())})",
+            "ann_filtered_share": None if allowed is None else round(float(allowed.mean()), 4),
+            "ann_build_seconds": round(build_seconds, 2)}
+    return AnnParts(source, index, build_seconds, desc)
 
 
 class LightGBMStandIn:
@@ -217,15 +254,24 @@ class _DerivedFeatures:
 
 
 def bench_pipeline(shop: Shop, store: Any, *, ranker: str = "lightgbm", rules_path: str | Path | None = None,
-                   source_factory: Callable[[Shop, Any], Any] | None = None,
-                   scorer: Any = None) -> tuple[Pipeline, dict[str, Any]]:
-    """The serve-latency pipeline over `shop` and `store`; returns it with a description."""
+                   source_factory: Callable[[Shop, Any], Any] | None = None, scorer: Any = None,
+                   ann: AnnParts | None = None, index_dir: str | Path | None = None) -> tuple[Pipeline, dict[str, Any]]:
+    """The serve-latency pipeline over `shop` and `store`; returns it with a description. The ANN
+    source is `ann_source` (built, or loaded from `index_dir`) unless `ann` or `source_factory`
+    gives another."""
     from tastemaker.ranking import RuleSet
 
-    ann = source_factory(shop, store) if source_factory is not None else IVFStandIn(shop, store)
+    rules = RuleSet.load(rules_path or REPO_RULES)
+    ann_desc: dict[str, Any] = {}
+    if source_factory is not None:
+        ann = None
+        source = source_factory(shop, store)
+    else:
+        ann = ann or ann_source(shop, rules, index_dir=index_dir)
+        source, ann_desc = ann.source, ann.description
     top_pop = np.argsort(-shop.popularity)[:2000]
     popular = PopularSource((shop.item_ids[top_pop], shop.popularity[top_pop]), name="popular")
-    retrieve = Retrieve([ann, popular], n=500, quotas={ann.name: 450, "popular": 50}, fusion="max")
+    retrieve = Retrieve([source, popular], n=500, quotas={source.name: 450, "popular": 50}, fusion="max")
     if scorer is None:
         if ranker == "lightgbm":
             try:
@@ -237,10 +283,10 @@ def bench_pipeline(shop: Shop, store: Any, *, ranker: str = "lightgbm", rules_pa
 
             scorer = LinearScorer({"user_item_dot": 1.0, "item.popularity": 0.5, "score_ann": 0.3})
     attributes = AttributeTable.from_columns(shop.item_ids, **shop.columns)
-    rules = RuleSet.load(rules_path or REPO_RULES)
     stages = [retrieve, StoreFeatures(store), _DerivedFeatures(), Score(scorer, name="rank"),
               Rules(rules, attributes)]
-    desc = {"retrieval": f"{type(ann).__name__} 450 + popular 50", "ranker": type(scorer).__name__,
+    kind = type(getattr(source, "source", source)).__name__
+    desc = {"retrieval": f"{kind} 450 + popular 50", **ann_desc, "ranker": type(scorer).__name__,
             "ranker_trees": getattr(scorer, "n_trees", None), "rules": str(rules_path or REPO_RULES),
             "store": getattr(store, "backend", type(store).__name__)}
     return Pipeline(stages, name="serve-latency", k=20), desc
@@ -328,10 +374,15 @@ def bench_app_from_env():
     spec = json.loads(os.environ["TASTEMAKER_BENCH"])
     shop = make_shop(spec["n_skus"], n_users=spec["n_users"], dim=spec["dim"], seed=spec["seed"])
     store = _open_store(spec["store"], spec["namespace"], publish_into=shop if spec["store"] == "memory" else None)
-    pipeline, _ = bench_pipeline(shop, store, ranker=spec["ranker"], rules_path=spec.get("rules"))
-    settings = ServeSettings(data_dir=spec["data_dir"], fsync=True, max_k=100)
+    pipeline, _ = bench_pipeline(shop, store, ranker=spec["ranker"], rules_path=spec.get("rules"),
+                                 index_dir=spec.get("index_dir"))
+    # each worker process keeps its own event log
+    data_dir = Path(spec["data_dir"]) / f"worker-{os.getpid()}"
+    settings = ServeSettings(data_dir=str(data_dir), fsync=True, max_k=100)
     service = Service(settings, Resources(store=store), pipeline)
-    return create_app(settings, service=service)
+    app = create_app(settings, service=service)
+    (Path(spec["data_dir"]) / f"ready-{os.getpid()}").touch()  # start_server waits for every worker
+    return app
 
 
 def _open_store(kind: str, namespace: str, *, publish_into: Shop | None = None, redis_url: str | None = None):
@@ -355,13 +406,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(spec: dict[str, Any], *, timeout: float = 900.0, log_path: Path | None = None) -> tuple[Any, int]:
-    """Start the benchmark server (uvicorn, one process, uvloop/httptools when installed)."""
+def start_server(spec: dict[str, Any], *, timeout: float = 900.0, log_path: Path | None = None,
+                 workers: int = 1) -> tuple[Any, int]:
+    """Start the benchmark server (uvicorn, uvloop/httptools when installed); `workers` > 1 runs that
+    many worker processes behind one listening socket (each builds the shop and loads the index)."""
     port = _free_port()
     env = {**os.environ, "TASTEMAKER_BENCH": json.dumps(spec), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "tastemaker.bench.serving:bench_app_from_env",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     for mod, opt in (("uvloop", ["--loop", "uvloop"]), ("httptools", ["--http", "httptools"])):
         if _importable(mod):
             cmd += opt
@@ -369,16 +424,20 @@ def start_server(spec: dict[str, Any], *, timeout: float = 900.0, log_path: Path
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     import httpx
 
+    ready_dir = Path(spec["data_dir"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the benchmark server exited with code {proc.returncode}"
                                + (f"; see {log_path}" if log_path else ""))
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+            if (httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+                    and len(list(ready_dir.glob("ready-*"))) >= workers):
+                time.sleep(0.5 if workers > 1 else 0.0)  # the last worker's start-up hook
                 return proc, port
         except httpx.HTTPError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     proc.kill()
     raise RuntimeError(f"the benchmark server did not answer within {timeout:.0f} s")
 
@@ -505,11 +564,37 @@ async def _open_loop(port: int, n_users: int, n_requests: int, rate: float, seed
             "requests": n_requests, "connections_opened": opened}
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its living descendants (uvicorn's worker processes), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            continue
+    return out
+
+
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (from /proc)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds a process and its living children have used (from /proc)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its living children, summed (MiB; shared pages count twice)."""
+    return sum(x for x in (rss_mb(p) for p in process_tree(pid)) if x == x)
 
 
 def run_open_loop(port: int, n_users: int, n_requests: int, rate: float) -> dict[str, Any]:
@@ -534,9 +619,11 @@ def run_serve_latency(n_skus: int, store: str = "memory", n_requests: int = 10_0
                       n_users: int = 100_000, dim: int = 32, seed: int = 0, ranker: str = "lightgbm",
                       rules: str | Path | None = None, rate: float = 200.0, wrk_seconds: int = 30,
                       wrk_connections: int = 4, load_generator: str = "auto", redis_url: str | None = None,
+                      workers: int | None = None,
                       log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure the serving stage; returns the bench JSON document (rows: in-process, and with `http`
-    an open-loop row at `rate` and a wrk row)."""
+    an open-loop row at `rate` and a wrk row). `workers`: server processes (default: one per core, at
+    most 2, with the Redis store — they share it; 1 with the memory store, which each would copy)."""
     from tastemaker.bench.suites import machine_info
     from tastemaker.errors import ConfigError
 
@@ -553,7 +640,11 @@ def run_serve_latency(n_skus: int, store: str = "memory", n_requests: int = 10_0
         os.environ["TASTEMAKER_BENCH_REDIS"] = redis_url
     say(f"publishing to the {store} store")
     load = publish(shop, the_store)
-    pipeline, desc = bench_pipeline(shop, the_store, ranker=ranker, rules_path=rules)
+    from tastemaker.ranking import RuleSet
+
+    say("building the ANN index (faiss IVF-Flat, the retrieval package's default)")
+    ann = ann_source(shop, RuleSet.load(rules or REPO_RULES))
+    pipeline, desc = bench_pipeline(shop, the_store, ranker=ranker, rules_path=rules, ann=ann)
     params = {"n_skus": n_skus, "n_users": n_users, "dim": dim, "store": store, "k": 20, "candidates": 500,
               "seed": seed, **desc}
     rows = []
@@ -565,12 +656,12 @@ def run_serve_latency(n_skus: int, store: str = "memory", n_requests: int = 10_0
         res["store_item_vectors_per_s"] = round(load["item_vectors_per_s"])
         rows.append({"protocol": "in-process", "system": "tastemaker", "model": f"serve-pipeline/{store}",
                      "params": params, "metrics": _flat(res), "stages": res["stages"],
-                     "fit_seconds": round(shop.seconds + load["load_seconds"], 2),
+                     "fit_seconds": round(shop.seconds + load["load_seconds"] + ann.build_seconds, 2),
                      "predict_seconds": round(time.perf_counter() - t0, 2)})
         del pipeline
         if http:
-            rows += _http_rows(shop, store, namespace, n_skus, n_users, dim, seed, ranker, rules, n_requests, rate,
-                               wrk_seconds, wrk_connections, load_generator, params, say)
+            rows += _http_rows(ann, store, namespace, n_skus, n_users, dim, seed, ranker, rules, n_requests, rate,
+                               wrk_seconds, wrk_connections, load_generator, params, say, workers)
     finally:
         if store == "redis":
             the_store.destroy_namespace()
@@ -598,15 +689,22 @@ def _flat(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _http_rows(shop, store, namespace, n_skus, n_users, dim, seed, ranker, rules, n_requests, rate, wrk_seconds,
-               wrk_connections, load_generator, params, say) -> list[dict[str, Any]]:
+def _http_rows(ann, store, namespace, n_skus, n_users, dim, seed, ranker, rules, n_requests, rate, wrk_seconds,
+               wrk_connections, load_generator, params, say, workers=None) -> list[dict[str, Any]]:
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if store == "redis" else 1
+    params = {**params, "server_workers": workers}
     data_dir = tempfile.mkdtemp(prefix="tm-bench-")
+    index_dir = Path(data_dir) / "ann"
+    ann.index.save(index_dir)  # the server loads it rather than building it again
     spec = {"n_skus": n_skus, "n_users": n_users, "dim": dim, "seed": seed, "store": store, "namespace": namespace,
-            "ranker": ranker, "rules": str(rules) if rules else None, "data_dir": data_dir}
-    say("starting the HTTP server (it builds the same shop)")
+            "ranker": ranker, "rules": str(rules) if rules else None, "data_dir": data_dir,
+            "index_dir": str(index_dir)}
+    say(f"starting the HTTP server ({workers} worker process{'es' if workers > 1 else ''}; each builds the same "
+        "shop and loads the saved index)")
     t0 = time.perf_counter()
     log_path = Path(data_dir) / "server.log"
-    proc, port = start_server(spec, log_path=log_path)
+    proc, port = start_server(spec, log_path=log_path, workers=workers)
     startup = time.perf_counter() - t0
     rows = []
     try:
@@ -615,7 +713,7 @@ def _http_rows(shop, store, namespace, n_skus, n_users, dim, seed, ranker, rules
         cpu0 = process_cpu_seconds(proc.pid)
         res = run_open_loop(port, n_users, n_requests, rate)
         res["server_cpu_ms_per_request"] = round((process_cpu_seconds(proc.pid) - cpu0) * 1000 / n_requests, 3)
-        res["memory_mb"] = round(rss_mb(proc.pid), 1)
+        res["memory_mb"] = round(tree_rss_mb(proc.pid), 1)
         res["load_generator"] = "python asyncio raw HTTP/1.1 keep-alive (open loop)"
         rows.append({"protocol": "http-open-loop", "system": "tastemaker", "model": f"serve-http/{store}",
                      "params": {**params, "rate": rate}, "metrics": res, "fit_seconds": round(startup, 2),
@@ -630,7 +728,7 @@ def _http_rows(shop, store, namespace, n_skus, n_users, dim, seed, ranker, rules
             res = run_wrk(port, n_users, seconds=wrk_seconds, connections=wrk_connections)
             res["server_cpu_ms_per_request"] = round((process_cpu_seconds(proc.pid) - cpu0) * 1000
                                                      / max(res["requests"], 1), 3)
-            res["memory_mb"] = round(rss_mb(proc.pid), 1)
+            res["memory_mb"] = round(tree_rss_mb(proc.pid), 1)
             res["load_generator"] = "wrk (closed loop)"
             rows.append({"protocol": "http-wrk", "system": "tastemaker", "model": f"serve-http/{store}",
                          "params": params, "metrics": res, "fit_seconds": round(startup, 2),

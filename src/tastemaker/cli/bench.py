@@ -96,10 +96,12 @@ for _name in SUITES:
 @click.option("--ranker", type=click.Choice(["lightgbm", "linear"]), default="lightgbm", show_default=True)
 @click.option("--rules", type=click.Path(path_type=Path), default=None, help="Business-rules file (TOML/JSON).")
 @click.option("--redis-url", default=None, help="Redis for --store redis (default redis://127.0.0.1:6379/0).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="HTTP server processes [default: one per core, at most 2, with Redis; 1 with memory].")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
 @click.pass_obj
 def serve_latency(obj, skus, store, n_requests, http, rate, wrk_seconds, connections, n_users, ranker, rules,
-                  redis_url, output) -> None:
+                  redis_url, workers, output) -> None:
     """Latency of the whole ranking stage: retrieve 500 → features → ranker → rules → top 20."""
     from rich.table import Table
 
@@ -108,7 +110,8 @@ def serve_latency(obj, skus, store, n_requests, http, rate, wrk_seconds, connect
     with progress(obj):
         doc = run_serve_latency(skus, store=store, n_requests=n_requests, http=http, n_users=n_users, ranker=ranker,
                                 rules=rules, rate=rate, wrk_seconds=wrk_seconds, wrk_connections=connections,
-                                redis_url=redis_url, log=lambda s: err_console.print(s, highlight=False))
+                                redis_url=redis_url, workers=workers,
+                                log=lambda s: err_console.print(s, highlight=False))
     table = Table(title=f"serve-latency: {skus:,} SKUs, {store} store")
     columns = ["p50_ms", "p95_ms", "p99_ms", "rps", "errors", "memory_mb"]
     table.add_column("mode")
@@ -142,6 +145,52 @@ def _rows_table(title: str, doc: dict, columns: list[str], label=lambda r: f"{r[
         values = [row.get("metrics", {}).get(c, row.get(c)) for c in columns]
         table.add_row(label(row), *(_number(v) for v in values))
     return table
+
+
+@bench.command("retail-rank")
+@click.option("--path", "data_path", type=click.Path(path_type=Path), default=None,
+              help="The online-retail folder or the data folder holding it (default: $TASTEMAKER_DATA_DIR).")
+@click.option("--quick", is_flag=True, help="One-point grids, a small ranker: a smoke run, not the bench numbers.")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap resamples for the 95% intervals (0: none).")
+@click.option("--value-weight", type=float, default=None,
+              help="Fix w of the ranker+ev row (score = log P + w·log price); default: chosen on validation.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write the bench JSON here.")
+@click.option("--markdown", type=click.Path(path_type=Path), default=None,
+              help="Update this Markdown file's retail-rank section (e.g. docs/benchmarks.md).")
+@click.pass_obj
+def retail_rank(obj, data_path, quick, bootstrap, value_weight, output, markdown) -> None:
+    """Protocol retail-temporal on UCI Online Retail: every retrieval source alone, ALS, EASE, popularity,
+    buy-again, a buy-again+ALS blend and the full ranker (union of 500 → features → LightGBM LambdaMART),
+    each tuned on validation only."""
+    from tastemaker.bench.retail import run_retail_bench
+    from tastemaker.evaluation.retail import HEADLINE
+
+    with progress(obj):
+        doc = run_retail_bench(data_path, quick=quick, bootstrap=bootstrap, value_weight=value_weight,
+                               log=lambda s: err_console.print(s, highlight=False))
+    console.print(_rows_table("retail-rank (retail-temporal)", doc, [*HEADLINE, "fit_seconds"],
+                              label=lambda r: r["model"]))
+    s = doc["summary"]
+    verdict = "holds" if s["ratio_to_best_other"] >= s["target_ratio"] else "missed"
+    c = doc["ranker"]["calibration_test"]
+    lines = [f"ranker ndcg@10 {s['ranker_ndcg@10']:.4f} = {s['ratio_to_best_other']:.3f} × the best other row "
+             f"({s['best_other_row']} {s['best_other_ndcg@10']:.4f}); target ≥ {s['target_ratio']:.2f}×: {verdict}",
+             f"revenue-weighted recall@20: ranker {s['ranker_revenue_recall@20']:.4f}, ranker+ev "
+             f"{s['ranker_ev_revenue_recall@20']:.4f}, buy-again+als blend {s['blend_revenue_recall@20']:.4f}; "
+             f"candidate recall@500 {s['candidate_recall@500']:.4f}",
+             f"calibration of P(purchase) on the test window: ECE {c.get('ece')}, Brier {c.get('brier')} "
+             f"(base rate {c.get('base_rate')})"]
+    for line in lines:
+        console.print(line, highlight=False)
+    write_json(output, doc)
+    if markdown is not None:
+        from tastemaker.evaluation.report import bench_markdown, update_markdown_section
+
+        command = "tastemaker bench retail-rank" + (" --quick" if quick else "")
+        body = bench_markdown(doc, [*HEADLINE], command) + "\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+        update_markdown_section(markdown, "suite:retail-rank", body)
+        console.print(f"updated {markdown}")
 
 
 @bench.command("ann")
