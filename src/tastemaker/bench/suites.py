@@ -29,6 +29,9 @@ class Entry:
     model: str
     factory: Callable[[], Recommender]
     params: dict[str, Any] = field(default_factory=dict)
+    protocols: tuple[str, ...] | None = None
+    """The suite's protocols this row runs on (None: all) — a cold-user configuration has nothing to
+    say about cold items."""
 
 
 def ours(name: str, **params: Any) -> Entry:
@@ -142,14 +145,15 @@ SUITES: dict[str, Suite] = {
             # training part: identity features off or dropped out so the towers lean on demographics
             ours=(ours("popularity"), ours("ease"), ours("content_knn"), ours("hybrid_mf"), ours("two_tower"),
                   Entry("tastemaker", "hybrid_mf/cold-user", lambda: create_model("hybrid_mf", COLD_USER_HYBRID),
-                        COLD_USER_HYBRID),
+                        COLD_USER_HYBRID, protocols=("cold-users",)),
                   Entry("tastemaker", "two_tower/cold-user", lambda: create_model("two_tower", COLD_USER_TT),
-                        COLD_USER_TT),
+                        COLD_USER_TT, protocols=("cold-users",)),
                   Entry("tastemaker", "blend/cold-user", lambda: create_model("rank_blend", COLD_USER_BLEND),
-                        COLD_USER_BLEND),
+                        COLD_USER_BLEND, protocols=("cold-users",)),
                   ours("demographic_popularity"),
                   Entry("tastemaker", "demographic_popularity/cold-user",
-                        lambda: create_model("demographic_popularity", COLD_USER_DEMOGRAPHIC), COLD_USER_DEMOGRAPHIC)),
+                        lambda: create_model("demographic_popularity", COLD_USER_DEMOGRAPHIC), COLD_USER_DEMOGRAPHIC,
+                        protocols=("cold-users",))),
             peers=(LIGHTFM_WARP, LIGHTFM_WARP_GENRES, LIGHTFM_WARP_ALL),
             counterparts=(("hybrid_mf", "lightfm/WARP+genres"),
                           ("blend/cold-user", "lightfm/WARP+genres+demographics"),
@@ -225,6 +229,8 @@ def run_suite(
     for protocol in protocols:
         results = []
         for entry in entries:
+            if entry.protocols is not None and protocol.name not in entry.protocols:
+                continue
             result = evaluate(entry.factory, protocol, data, model_name=entry.model, system=entry.system,
                               params=entry.params)
             results.append(result)
