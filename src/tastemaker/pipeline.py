@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +36,7 @@ from pydantic import Field
 
 from tastemaker.config import StrictConfig
 from tastemaker.errors import ConfigError, DataError
+from tastemaker.store.idindex import IdLookup
 
 # ================================================================================================
 # request, candidates, result
@@ -540,8 +540,8 @@ class StoreFeatures:
         if not len(candidates):
             return candidates
         feats = dict(candidates.features)
-        ids = candidates.ids.tolist()
-        queries: list[tuple[str, list[str]]] = []
+        ids = candidates.ids  # a numpy array of strings: the memory store looks it up vectorised
+        queries: list[tuple[str, Any]] = []
         if self.item_features:
             queries.append(("item_features", ids))
         want_user = self.vectors and request.user_id is not None
@@ -638,6 +638,8 @@ class AttributeTable:
         self._varr: dict[str, np.ndarray] = {}
         self._present: set[str] = set()
         self._lock = threading.Lock()
+        self._lookup = IdLookup(self._pos)
+        self._cat_map = np.zeros(0, dtype=np.intp)  # category code -> row of the rules' category table
         self._alloc(0)
 
     def __len__(self) -> int:
@@ -670,6 +672,7 @@ class AttributeTable:
         t._pos = dict(zip(ids_a.tolist(), range(n)))
         if len(t._pos) != n:
             raise DataError("duplicate item ids in the attribute table")
+        t._lookup = IdLookup(t._pos)
         t._alloc(n)
         t._n = n
         for name, col in columns.items():
@@ -765,13 +768,37 @@ class AttributeTable:
                 out[name] = self._values[name][v] or None
         return out
 
-    def attributes(self, ids: Sequence[str]) -> tuple[dict[str, Any], np.ndarray]:
+    def attributes(self, ids: Sequence[str] | np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
         """Columns for `ids` (only those some item has) and a mask of which ids are known."""
         with self._lock:  # an upsert may be growing the columns
-            return self._attributes(ids)
+            return self._attributes(self._lookup.lookup(ids))
 
-    def _attributes(self, ids: Sequence[str]) -> tuple[dict[str, Any], np.ndarray]:
-        rows = np.fromiter(map(self._pos.get, ids, repeat(-1, len(ids))), dtype=np.int64, count=len(ids))
+    def rule_attributes(self, ids: Sequence[str] | np.ndarray) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+        """`attributes`, plus each id's category as a row of the rules engine's category table
+        (`tastemaker.ranking.diversity.CATEGORIES`; None without a category column), so the engine
+        needs no string work on category paths."""
+        with self._lock:
+            rows = self._lookup.lookup(ids)
+            cols, known = self._attributes(rows)
+            cat_rows = None
+            if "category" in self._present:
+                codes = self._cols["category"][np.where(known, rows, 0)]
+                if not known.all():
+                    codes[~known] = 0
+                cat_rows = self._category_rows()[codes]
+            return cols, known, cat_rows
+
+    def _category_rows(self) -> np.ndarray:
+        """Row of the rules engine's category table for every category code (interned as they come)."""
+        from tastemaker.ranking.diversity import CATEGORIES
+
+        values = self._values["category"]
+        if len(self._cat_map) < len(values):
+            more = CATEGORIES.rows_of(values[len(self._cat_map):])
+            self._cat_map = np.concatenate([self._cat_map, more]).astype(np.intp)
+        return self._cat_map
+
+    def _attributes(self, rows: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
         known = rows >= 0
         every = bool(known.all())
         safe = rows if every else np.where(known, rows, 0)
@@ -910,6 +937,9 @@ class RetrievalSource:
             if allowed.dtype != np.bool_ or allowed.shape != (len(catalog.ids),):
                 raise DataError(f"allowed must be a boolean mask over the catalogue's {len(catalog.ids):,} items, "
                                 f"got {allowed.dtype} of shape {allowed.shape}")
+            # a read-only copy: the index then counts and packs this fixed mask once, not per query
+            allowed = allowed.copy()
+            allowed.setflags(write=False)
         self.allowed = allowed
 
     def _indices(self, ids: Sequence[str]) -> np.ndarray:
@@ -950,7 +980,10 @@ class Rules:
         if not len(candidates):
             return candidates
         cols: dict[str, Any] = {}
-        if self.attributes is not None:
+        cat_rows = None
+        if isinstance(self.attributes, AttributeTable):
+            cols, _known, cat_rows = self.attributes.rule_attributes(candidates.ids)
+        elif self.attributes is not None:
             cols, _known = self.attributes.attributes(candidates.ids.tolist())
         c = request.constraints
         ctx = RequestContext(user_id=request.user_id, purchased=frozenset(map(str, request.purchased)),
@@ -958,8 +991,10 @@ class Rules:
                              categories=list(c.categories) if c.categories else None,
                              exclude_categories=list(c.exclude_categories), brands=list(c.brands) if c.brands else None,
                              exclude_items=frozenset(map(str, c.exclude_items)), request_id=request.request_id)
-        result = self.rules.rank(Candidates(candidates.ids, candidates.scores, **cols), ctx, k=request.k,
-                                 trace=request.trace)
+        cands = Candidates(candidates.ids, candidates.scores, **cols)
+        if cat_rows is not None:
+            cands.set_category_rows(cat_rows)
+        result = self.rules.rank(cands, ctx, k=request.k, trace=request.trace)
         request.notes.extend(f"{self.name}: {n}" for n in result.notes)
         request.rules_version = result.rules_version
         request.exploration = [e.to_dict() for e in result.exploration]

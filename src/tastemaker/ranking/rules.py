@@ -805,6 +805,15 @@ class Candidates:
                 self._cat = category_codes(self.category if self.category is not None else np.full(len(self), ""))
         return self._cat
 
+    def set_category_rows(self, rows: Any) -> None:
+        """The candidates' category paths as rows of `CATEGORIES` (interned by the caller, e.g. once
+        per catalogue value), so `category_codes` needs no string work. They must be the rows of
+        the paths in `category`."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if rows.shape != (len(self),):
+            raise ValueError(f"category rows have shape {rows.shape}, expected ({len(self)},)")
+        self._cat = CATEGORIES.codes(rows)
+
     def contains(self, ids: Collection[Any]) -> np.ndarray:
         """Boolean mask of the candidates whose id is in `ids`."""
         if not ids:

@@ -118,7 +118,7 @@ class VectorIndex(ABC):
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (n,):
                 raise DataError(f"allowed mask has shape {allowed.shape}, expected ({n},)")
-            n_allowed = int(np.count_nonzero(allowed))
+            n_allowed = self._mask_entry(allowed)[1]
             if n_allowed == 0:
                 labels, scores = np.full((len(q), 0), -1, np.int64), np.full((len(q), 0), -np.inf, np.float32)
             elif n_allowed == n:
@@ -130,6 +130,36 @@ class VectorIndex(ABC):
             else:
                 labels, scores = self._search_filtered(q, min(kk, n_allowed), allowed, n_allowed)
         return _pad(labels, scores, kk)
+
+    _MASKS_KEPT = 4
+
+    def _mask_entry(self, allowed: np.ndarray) -> list[Any]:
+        """``[mask, number allowed, packed bitmap or None]`` for an `allowed` mask. A read-only mask
+        that owns its data (e.g. `RetrievalSource`'s fixed hard-constraint mask) is taken as fixed:
+        its count and bitmap are computed once and kept (for the last few such masks), instead of
+        once per query over every item."""
+        fixed = not allowed.flags.writeable and allowed.flags.owndata
+        if not fixed:
+            return [allowed, int(np.count_nonzero(allowed)), None]
+        cache: dict[int, list[Any]] = self.__dict__.setdefault("_mask_cache", {})
+        entry = cache.get(id(allowed))
+        if entry is None or entry[0] is not allowed:  # the entry holds the mask, so its id is not reused
+            entry = [allowed, int(np.count_nonzero(allowed)), None]
+            while len(cache) >= self._MASKS_KEPT:
+                cache.pop(next(iter(cache)))
+            cache[id(allowed)] = entry
+        return entry
+
+    def _packed_mask(self, allowed: np.ndarray) -> np.ndarray:
+        """`allowed` as a little-endian bitmap (faiss `IDSelectorBitmap`), kept for fixed masks."""
+        entry = self._mask_entry(allowed)
+        bitmap = entry[2]
+        if bitmap is None:
+            bitmap = np.packbits(allowed, bitorder="little")
+            if not allowed.flags.writeable and allowed.flags.owndata:
+                bitmap.setflags(write=False)
+                entry[2] = bitmap
+        return bitmap
 
     @abstractmethod
     def _search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
@@ -351,7 +381,7 @@ class FaissIndex(VectorIndex):
     def _search_filtered(self, q: np.ndarray, k: int, allowed: np.ndarray,
                          n_allowed: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = self._faiss
-        bitmap = np.packbits(allowed, bitorder="little")
+        bitmap = self._packed_mask(allowed)
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         if self.kind == "hnsw":
             # the walk skips disallowed results but still visits them: widen the beam as the filter narrows

@@ -1,8 +1,9 @@
 """`MemoryStore`: the embedded, in-process store (the default; also the fallback when Redis is away).
 
-Each table of each version is a growing float32 matrix plus an id → row dict, so a batch read is
-one dict lookup per id and one fancy-index. Writers take a lock; readers do not (a reader sees a
-row either before or after a concurrent write of it, and the current pointer is one attribute).
+Each table of each version is a growing float32 matrix plus an id → row dict, with a vectorised
+index over it (`IdLookup`), so a batch read is a few array operations and one fancy-index.
+Writers take a lock; readers do not (a reader sees a row either before or after a concurrent
+write of it, and the current pointer is one attribute).
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from tastemaker.store.base import (
     check_table,
     schema_for,
 )
+from tastemaker.store.idindex import IdLookup
 
 
 class _Table:
-    __slots__ = ("matrix", "n", "pos", "schema")
+    __slots__ = ("lookup", "matrix", "n", "pos", "schema")
 
     def __init__(self, schema: TableSchema) -> None:
         self.schema = schema
         self.pos: dict[str, int] = {}
+        self.lookup = IdLookup(self.pos)
         self.matrix = np.zeros((0, schema.width), dtype=np.float32)
         self.n = 0
 
@@ -58,9 +61,8 @@ class _Table:
             self.pos[i] = self.n + j
         self.n = need
 
-    def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        get = self.pos.get
-        rows = np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+    def get(self, ids: list[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.lookup.lookup(ids)
         found = rows >= 0
         out = self.matrix[np.where(found, rows, 0)] if self.n else np.zeros((len(ids), self.schema.width), np.float32)
         if not found.all():
@@ -69,11 +71,9 @@ class _Table:
 
     def delete(self, ids: list[str]) -> int:
         # rows are tombstoned (their slot is not reused); a reload into a new version compacts
-        gone = 0
-        for i in ids:
-            if self.pos.pop(i, None) is not None:
-                gone += 1
-        return gone
+        rows = [r for r in (self.pos.pop(i, None) for i in ids) if r is not None]
+        self.lookup.forget(rows)
+        return len(rows)
 
 
 class MemoryStore(FeatureStore):
@@ -175,7 +175,8 @@ class MemoryStore(FeatureStore):
     def get_rows(self, table: str, ids: Sequence[Any], *, version: int | None = None) -> Rows:
         v = self.resolve(version)
         t = self._table(table, v)
-        ids_l = as_ids(ids)
+        # a numpy array of strings goes to the vectorised lookup as it is
+        ids_l = ids if isinstance(ids, np.ndarray) and ids.dtype.kind == "U" and ids.ndim == 1 else as_ids(ids)
         if t is None:
             return Rows(np.zeros((len(ids_l), 0), np.float32), np.zeros(len(ids_l), bool), None, v)
         values, found = t.get(ids_l)

@@ -22,6 +22,11 @@ per request; retired versions stay readable for `grace_seconds` (default 60 s, w
 
 Connection errors and timeouts become `StoreUnavailable`; redis-py retries once (not its default
 ten times with back-off) so an outage is noticed within `socket_timeout`.
+
+Batch reads (`get_rows`, `get_many`) bypass redis-py's per-argument command packing when hiredis is
+installed: the HMGETs of one call are packed by hiredis in C and sent on one pooled connection
+(retried once on a connection error, like the client), which saves most of the client's CPU per
+request (about a microsecond per id otherwise).
 """
 
 from __future__ import annotations
@@ -77,6 +82,12 @@ class RedisStore(FeatureStore):
             retry=Retry(NoBackoff(), 1), max_connections=max_connections, decode_responses=False)
         self._pointer: tuple[float, int | None] = (-1.0, None)
         self._schemas: dict[tuple[int, str], TableSchema] = {}
+        try:
+            import hiredis
+
+            self._pack = hiredis.pack_command
+        except ImportError:  # redis-py's own packing
+            self._pack = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, namespace={self.namespace!r})"
@@ -300,7 +311,7 @@ class RedisStore(FeatureStore):
             width = 0 if schema is None else schema.width
             return Rows(np.zeros((len(ids_l), width), np.float32), np.zeros(len(ids_l), bool),
                         None if schema is None else schema.columns, v)
-        raw = self._call(self._redis.hmget, self._k_table(v, table), ids_l)
+        raw = self._hmgets([(self._k_table(v, table), ids_l)])[0]
         return self._decode(table, v, schema, raw)
 
     def get_many(self, queries: Sequence[tuple[str, Sequence[Any]]], *, version: int | None = None) -> list[Rows]:
@@ -310,11 +321,8 @@ class RedisStore(FeatureStore):
         for table, ids in queries:
             ids_l = as_ids(ids)
             prepared.append((table, ids_l, self.schema(table, version=v)))
-        with self._redis.pipeline(transaction=False) as pipe:
-            for table, ids_l, schema in prepared:
-                if schema is not None and ids_l:
-                    pipe.hmget(self._k_table(v, table), ids_l)
-            replies = iter(self._call(pipe.execute))
+        replies = iter(self._hmgets([(self._k_table(v, table), ids_l) for table, ids_l, schema in prepared
+                                     if schema is not None and ids_l]))
         out = []
         for table, ids_l, schema in prepared:
             if schema is None or not ids_l:
@@ -325,12 +333,53 @@ class RedisStore(FeatureStore):
                 out.append(self._decode(table, v, schema, next(replies)))
         return out
 
+    def _hmgets(self, commands: list[tuple[str, list[str]]]) -> list[list]:
+        """Replies of several HMGETs (key, fields), pipelined in one round trip."""
+        if not commands:
+            return []
+        if self._pack is None:
+            def run():
+                with self._redis.pipeline(transaction=False) as pipe:
+                    for key, fields in commands:
+                        pipe.hmget(key, fields)
+                    return pipe.execute()
+            return self._call(run)
+        packed = b"".join([self._pack(("HMGET", key, *fields)) for key, fields in commands])
+        return self._call(self._send_packed, packed, len(commands))
+
+    def _send_packed(self, packed: bytes, n_replies: int) -> list:
+        pool = self._redis.connection_pool
+        for attempt in (0, 1):  # one retry on a connection error, like the client's Retry(NoBackoff(), 1)
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([packed])
+                replies = [conn.read_response() for _ in range(n_replies)]
+            except (self._exc.ConnectionError, self._exc.TimeoutError):
+                conn.disconnect()
+                if attempt:
+                    raise
+                continue
+            except BaseException:
+                conn.disconnect()  # a half-read reply must not reach the next user of the connection
+                raise
+            finally:
+                pool.release(conn)
+            for r in replies:
+                if isinstance(r, self._exc.ResponseError):
+                    raise r
+            return replies
+        raise AssertionError("unreachable")
+
     def _decode(self, table: str, v: int, schema: TableSchema, raw: list) -> Rows:
         width = schema.width
         nbytes = 4 * width
-        found = np.fromiter((r is not None for r in raw), dtype=bool, count=len(raw))
-        zero = bytes(nbytes)
-        blob = b"".join(r if r is not None else zero for r in raw)
+        if None not in raw:  # the usual case: every id found (a C-level scan, then one join)
+            found = np.ones(len(raw), dtype=bool)
+            blob = b"".join(raw)
+        else:
+            found = np.fromiter((r is not None for r in raw), dtype=bool, count=len(raw))
+            zero = bytes(nbytes)
+            blob = b"".join(r if r is not None else zero for r in raw)
         if len(blob) != nbytes * len(raw):
             raise StoreError(f"{table} of version {v} holds a row whose size is not {width} float32 values; "
                              "the data is corrupt or was written by another tool: reload the version")
