@@ -232,7 +232,7 @@ def test_save_load_round_trip_is_arrays_and_json(builder, histories, tmp_path):
     path = builder.save(tmp_path / "features")
     assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["kind"] == "ranker-features" and manifest["meta"]["names"] == list(NAMES)
+    assert manifest["model"] == "ranker-features" and manifest["state"]["names"] == list(NAMES)
     with np.load(path / "arrays.npz", allow_pickle=False) as npz:  # no object arrays inside
         assert all(npz[k].dtype.kind in "fiu" for k in npz.files)
     back = FeatureBuilder.load(path)
@@ -279,8 +279,8 @@ def test_bad_input_raises_clear_errors(builder, histories, tmp_path):
         FeatureBuilder.from_state({**arrays, "users": arrays["users"][:3]}, meta)
     from tastemaker.artifacts import write_bundle
 
-    write_bundle(tmp_path / "other", {"kind": "model"}, {"a": np.zeros(2)})
-    with pytest.raises(ArtifactError, match="not ranker features"):
+    write_bundle(tmp_path / "other", {"model": "catalog"}, {"a": np.zeros(2)})
+    with pytest.raises(ArtifactError, match="not a ranker-features"):
         FeatureBuilder.load(tmp_path / "other")
     with pytest.raises(ArtifactError, match="missing"):
         FeatureBuilder.load(tmp_path / "nothing-here")

@@ -228,11 +228,12 @@ def test_rank_uses_the_configured_weight(ranker, test_data):
 # --- persistence and mismatched features ---------------------------------------------------------
 def test_save_load_round_trip_without_pickle(ranker, test_data, tmp_path):
     path = ranker.save(tmp_path / "ranker")
-    assert sorted(p.name for p in path.iterdir()) == ["model.txt", "ranker.json"]
-    for f in path.iterdir():
-        head = f.read_bytes()[:2]
-        assert head[:1] != b"\x80" and f.read_text()  # plain text, no pickle protocol header
-    meta = json.loads((path / "ranker.json").read_text())
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json", "model.txt"]
+    for f in (path / "model.txt", path / "manifest.json"):
+        assert f.read_bytes()[:1] != b"\x80" and f.read_text()  # plain text, no pickle protocol header
+    manifest = json.loads((path / "manifest.json").read_text())
+    meta = manifest["state"]
+    assert manifest["model"] == "ranker" and manifest["arrays"] == {}
     assert meta["features"] == NAMES and meta["calibration"]["kind"] == "platt"
     back = Ranker.load(path)
     np.testing.assert_array_equal(back.score(test_data.x), ranker.score(test_data.x))
@@ -264,10 +265,10 @@ def test_mismatched_features_raise_clear_errors(ranker, test_data, tmp_path):
         Ranker(SMALL).score(test_data.x)
     # a saved ranker whose manifest and model disagree
     path = ranker.save(tmp_path / "r")
-    meta = json.loads((path / "ranker.json").read_text())
+    manifest = json.loads((path / "manifest.json").read_text())
 
     def write(**changes):
-        (path / "ranker.json").write_text(json.dumps({**meta, **changes}))
+        (path / "manifest.json").write_text(json.dumps({**manifest, "state": {**manifest["state"], **changes}}))
 
     write(features=NAMES[:3])
     with pytest.raises(ArtifactError, match=r"reads 4 features but .* names 3"):
@@ -276,15 +277,16 @@ def test_mismatched_features_raise_clear_errors(ranker, test_data, tmp_path):
     with pytest.raises(ArtifactError, match=r"disagree on the features: the model has 'signal' where the "
                                             r"manifest names 'noise\.a'"):
         Ranker.load(path)
-    write(format="something-else")
-    with pytest.raises(ArtifactError, match="not a tastemaker ranker"):
+    (path / "manifest.json").write_text(json.dumps({**manifest, "model": "catalog"}))
+    with pytest.raises(ArtifactError, match="holds a 'catalog', not a ranker"):
         Ranker.load(path)
-    write(format_version=99)
+    (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(ArtifactError, match="upgrade tastemaker"):
         Ranker.load(path)
-    (path / "ranker.json").write_text("{not json")
+    (path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         Ranker.load(path)
+    (path / "manifest.json").write_text(json.dumps(manifest))
     (path / "model.txt").unlink()
     with pytest.raises(ArtifactError, match=r"model\.txt is missing"):
         Ranker.load(path)

@@ -347,19 +347,15 @@ class FeatureBuilder:
 
     def save(self, directory: str | Path) -> Path:
         """Write the builder as a plain-data bundle (``arrays.npz`` + ``manifest.json``)."""
-        from tastemaker.artifacts import write_bundle
+        from tastemaker.artifacts import save_state
 
-        arrays, meta = self.get_state()
-        return write_bundle(directory, {"kind": "ranker-features", "meta": meta}, arrays)
+        return save_state(directory, "ranker-features", *self.get_state())
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureBuilder:
-        from tastemaker.artifacts import read_bundle
+        from tastemaker.artifacts import load_state
 
-        manifest, arrays = read_bundle(directory)
-        if manifest.get("kind") != "ranker-features":
-            raise ArtifactError(f"{directory} holds {manifest.get('kind')!r}, not ranker features")
-        return cls.from_state(arrays, manifest["meta"])
+        return cls.from_state(*load_state(directory, "ranker-features"))
 
 
 def retrieval_features(cands: Any) -> tuple[list[str], np.ndarray]:

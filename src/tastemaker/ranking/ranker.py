@@ -32,14 +32,13 @@ per-request normalisation. Unknown or non-positive values count as the request's
 value (neutral). `value_weight` is the default w; `rank(x, value, w=...)` takes any.
 
 Saved as plain data: LightGBM's own text model format (``booster.model_to_string()``) in
-``model.txt`` and everything else (feature names, settings, calibration map) in ``ranker.json``.
-No pickle.
+``model.txt`` and everything else (feature names, settings, calibration map) in ``manifest.json``
+(`tastemaker.artifacts.save_state`, kind ``ranker``). No pickle.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,13 +50,12 @@ import scipy.sparse as sp
 from pydantic import Field
 from scipy.special import expit
 
+from tastemaker.artifacts import MANIFEST, load_state, save_state
 from tastemaker.config import StrictConfig
 from tastemaker.errors import ArtifactError, ConfigError, DataError, NotFittedError, require
 
 MODEL_FILE = "model.txt"
-META_FILE = "ranker.json"
-FORMAT = "tastemaker-ranker"
-FORMAT_VERSION = 1
+KIND = "ranker"
 
 
 class RankerConfig(StrictConfig):
@@ -487,35 +485,25 @@ class Ranker:
 
     # --- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.txt`` (LightGBM's text format) and ``ranker.json``."""
+        """Write ``model.txt`` (LightGBM's text format) and a ``manifest.json`` (config, feature names,
+        calibration; `tastemaker.artifacts.save_state`, kind ``ranker``). No pickle."""
         if not self.fitted:
             raise NotFittedError("the ranker is not fitted: nothing to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MODEL_FILE).write_text(self.booster.model_to_string())
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "features": self.names, "calibration": self.calibration.to_dict(),
-                "best_iteration": self.best_iteration, "info": self.info}
-        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
-        return directory
+        state = {"config": self.config.to_dict(), "features": self.names, "calibration": self.calibration.to_dict(),
+                 "best_iteration": self.best_iteration, "info": self.info}
+        return save_state(directory, KIND, {}, state)  # the manifest last: a bundle with one is complete
 
     @classmethod
     def load(cls, directory: str | Path) -> Ranker:
         """Read a ranker written by `save` (no pickle: LightGBM text + JSON)."""
         directory = Path(directory)
-        mpath, tpath = directory / META_FILE, directory / MODEL_FILE
-        for p in (mpath, tpath):
-            if not p.is_file():
-                raise ArtifactError(f"{directory} holds no saved ranker: {p.name} is missing")
-        try:
-            meta = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{mpath} is not valid JSON: {exc}") from None
-        if meta.get("format") != FORMAT:
-            raise ArtifactError(f"{mpath} is not a tastemaker ranker (format {meta.get('format')!r})")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ArtifactError(f"{mpath} has format version {meta['format_version']}; this tastemaker reads up to "
-                                f"{FORMAT_VERSION}: upgrade tastemaker")
+        _, meta = load_state(directory, KIND)
+        mpath, tpath = directory / MANIFEST, directory / MODEL_FILE
+        if not tpath.is_file():
+            raise ArtifactError(f"{directory} holds no saved ranker: {tpath.name} is missing")
         out = cls(meta["config"])
         out.booster = _load_booster(tpath.read_text())
         out.names = list(meta["features"])
