@@ -324,8 +324,11 @@ def test_search_spaces_sample_valid_configs():
             continue
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for _ in range(3):
-            trial = study.ask()
-            get_model_class(name).Config.parse(tuning._nest(sample(trial)))
+            params = tuning._nest(sample(study.ask()))
+            config = get_model_class(name).Config.parse(params).to_dict()
+            for key, value in params.items():  # every sampled setting lands in the config as sampled
+                if not isinstance(value, dict):
+                    assert config[key] == value, (name, key)
 
 
 # --- TOML and the command line ----------------------------------------------------------------------

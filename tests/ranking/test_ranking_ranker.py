@@ -60,7 +60,7 @@ def train() -> RankingData:
 
 
 @pytest.fixture(scope="module")
-def test_data() -> RankingData:
+def held_out() -> RankingData:
     return synthetic(200, seed=2)
 
 
@@ -70,12 +70,12 @@ def ranker(train) -> Ranker:
 
 
 # --- learning -------------------------------------------------------------------------------------
-def test_the_ranker_learns_the_deciding_feature(ranker, test_data):
-    learned = ndcg10(ranker.score(test_data.x), test_data)
+def test_the_ranker_learns_the_deciding_feature(ranker, held_out):
+    learned = ndcg10(ranker.score(held_out.x), held_out)
     control = Ranker(SMALL).fit(synthetic(300, seed=1, shuffle_signal=True))
-    shuffled = ndcg10(control.score(test_data.x), test_data)
-    random = ndcg10(np.random.default_rng(0).random(len(test_data)), test_data)
-    oracle = ndcg10(test_data.x[:, 0], test_data)  # the signal itself
+    shuffled = ndcg10(control.score(held_out.x), held_out)
+    random = ndcg10(np.random.default_rng(0).random(len(held_out)), held_out)
+    oracle = ndcg10(held_out.x[:, 0], held_out)  # the signal itself
     assert learned >= 0.95 * oracle and learned > shuffled + 0.25 and learned > random + 0.4
     imp = ranker.feature_importance()
     assert next(iter(imp)) == "signal" and imp["signal"] > 0.8 and sum(imp.values()) == pytest.approx(1.0, abs=1e-4)
@@ -123,25 +123,25 @@ def test_platt_and_isotonic_recover_the_base_rate():
         Calibration.fit(np.zeros(3), np.array([0, 1]), "platt")
 
 
-def test_the_rankers_probabilities_match_the_base_rate(ranker, train, test_data):
-    p = ranker.probability(test_data.x)
+def test_the_rankers_probabilities_match_the_base_rate(ranker, train, held_out):
+    p = ranker.probability(held_out.x)
     assert ranker.calibration.kind == "platt" and ranker.info["calibration_rows"] == len(train)  # every row out of fold
-    assert p.mean() == pytest.approx(test_data.y.mean(), abs=0.03)
-    rep = ranker.calibration_report(test_data)
+    assert p.mean() == pytest.approx(held_out.y.mean(), abs=0.03)
+    rep = ranker.calibration_report(held_out)
     assert rep["ece"] < 0.05 and rep["brier"] < rep["brier_base_rate"]
-    assert rep["base_rate"] == pytest.approx(test_data.y.mean(), abs=1e-5)
+    assert rep["base_rate"] == pytest.approx(held_out.y.mean(), abs=1e-5)
     iso = Ranker({**SMALL, "calibration": "isotonic"}).fit(synthetic(300, seed=1))
-    assert iso.probability(test_data.x).mean() == pytest.approx(test_data.y.mean(), abs=0.03)
+    assert iso.probability(held_out.x).mean() == pytest.approx(held_out.y.mean(), abs=0.03)
     raw = Ranker({**SMALL, "calibration": "none"}).fit(synthetic(300, seed=1))
     assert raw.calibration.kind == "none" and "calibration_rows" not in raw.info
 
 
-def test_calibration_uses_only_out_of_fold_scores(test_data):
+def test_calibration_uses_only_out_of_fold_scores(held_out):
     # one request holds every purchase: the model that scores its fold learned from no purchase at all,
     # and the rows the other models scored hold none, so there is nothing honest to calibrate on
-    y = np.zeros(len(test_data), dtype=np.float32)
+    y = np.zeros(len(held_out), dtype=np.float32)
     y[:3] = 1.0
-    one = RankingData(test_data.x, y, test_data.group, NAMES)
+    one = RankingData(held_out.x, y, held_out.group, NAMES)
     with pytest.raises(DataError, match="calibration needs both bought and not-bought rows"):
         Ranker(SMALL).fit(one)
     assert Ranker({**SMALL, "calibration": "none"}).fit(one).fitted
@@ -215,8 +215,8 @@ def test_larger_value_weight_moves_valuable_items_up_monotonically():
         expected_value_scores(s, cal, v[:3], 0.5)
 
 
-def test_rank_uses_the_configured_weight(ranker, test_data):
-    x, v = test_data.x[:SIZE], test_data.value[:SIZE]
+def test_rank_uses_the_configured_weight(ranker, held_out):
+    x, v = held_out.x[:SIZE], held_out.value[:SIZE]
     assert order(ranker.rank(x, v, w=0.0)) == order(ranker.score(x))
     np.testing.assert_allclose(ranker.rank(x, v, w=1.0), np.log(ranker.probability(x)) + np.log(v), rtol=1e-9)
     weighted = Ranker({**SMALL, "value_weight": 1.0})
@@ -226,7 +226,7 @@ def test_rank_uses_the_configured_weight(ranker, test_data):
 
 
 # --- persistence and mismatched features ---------------------------------------------------------
-def test_save_load_round_trip_without_pickle(ranker, test_data, tmp_path):
+def test_save_load_round_trip_without_pickle(ranker, held_out, tmp_path):
     path = ranker.save(tmp_path / "ranker")
     assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json", "model.txt"]
     for f in (path / "model.txt", path / "manifest.json"):
@@ -236,33 +236,33 @@ def test_save_load_round_trip_without_pickle(ranker, test_data, tmp_path):
     assert manifest["model"] == "ranker" and manifest["arrays"] == {}
     assert meta["features"] == NAMES and meta["calibration"]["kind"] == "platt"
     back = Ranker.load(path)
-    np.testing.assert_array_equal(back.score(test_data.x), ranker.score(test_data.x))
-    np.testing.assert_array_equal(back.probability(test_data.x), ranker.probability(test_data.x))
-    np.testing.assert_array_equal(back.rank(test_data.x, test_data.value, w=0.5),
-                                  ranker.rank(test_data.x, test_data.value, w=0.5))
+    np.testing.assert_array_equal(back.score(held_out.x), ranker.score(held_out.x))
+    np.testing.assert_array_equal(back.probability(held_out.x), ranker.probability(held_out.x))
+    np.testing.assert_array_equal(back.rank(held_out.x, held_out.value, w=0.5),
+                                  ranker.rank(held_out.x, held_out.value, w=0.5))
     assert back.names == ranker.names and back.n_trees == ranker.n_trees
     assert back.config == ranker.config and back.feature_importance() == ranker.feature_importance()
     with pytest.raises(NotFittedError, match="nothing to save"):
         Ranker(SMALL).save(tmp_path / "empty")
 
 
-def test_mismatched_features_raise_clear_errors(ranker, test_data, tmp_path):
+def test_mismatched_features_raise_clear_errors(ranker, held_out, tmp_path):
     with pytest.raises(DataError, match=r"features have shape \(4000, 3\); the ranker reads 4 columns"):
-        ranker.score(test_data.x[:, :3])
+        ranker.score(held_out.x[:, :3])
     swapped = [NAMES[1], NAMES[0], *NAMES[2:]]
     with pytest.raises(DataError, match=r"feature column 0 is 'noise\.a' but the ranker was trained with 'signal'"):
-        ranker.score(test_data.x, names=swapped)
+        ranker.score(held_out.x, names=swapped)
     with pytest.raises(DataError, match="name 5 columns; the ranker reads 4"):
-        ranker.rank(test_data.x, names=[*NAMES, "extra"])
-    other = RankingData(test_data.x, test_data.y, test_data.group, swapped)
+        ranker.rank(held_out.x, names=[*NAMES, "extra"])
+    other = RankingData(held_out.x, held_out.y, held_out.group, swapped)
     with pytest.raises(DataError, match="feature column 0"):
         ranker.calibration_report(other)
     with pytest.raises(DataError, match="validation data has other feature columns"):
-        Ranker(SMALL).fit(test_data, other)
+        Ranker(SMALL).fit(held_out, other)
     with pytest.raises(DataError, match="no relevant rows"):
-        Ranker(SMALL).fit(RankingData(test_data.x, np.zeros(len(test_data)), test_data.group, NAMES))
+        Ranker(SMALL).fit(RankingData(held_out.x, np.zeros(len(held_out)), held_out.group, NAMES))
     with pytest.raises(NotFittedError, match="not fitted"):
-        Ranker(SMALL).score(test_data.x)
+        Ranker(SMALL).score(held_out.x)
     # a saved ranker whose manifest and model disagree
     path = ranker.save(tmp_path / "r")
     manifest = json.loads((path / "manifest.json").read_text())
