@@ -1028,6 +1028,16 @@ class _LazyKeys:
         return lst[j]
 
 
+
+def _slot_eligible(base: np.ndarray, reserved: np.ndarray, caps: list[_Cap], pos: int) -> np.ndarray:
+    """Candidates that may take slot `pos`: in `base`, not already placed, and in no cap that is full
+    for a window covering `pos`."""
+    eligible = base & ~reserved
+    for c in caps:
+        if pos <= c.window:
+            eligible &= ~c.full
+    return eligible
+
 class RuleSet:
     """A validated rule file, ready to rank requests. Immutable; reloading makes a new one."""
 
@@ -1399,10 +1409,7 @@ class RuleSet:
                 continue
             if pos in slots:
                 continue
-            eligible = ok & ~reserved
-            for c in caps:
-                if pos <= c.window:
-                    eligible &= ~c.full
+            eligible = _slot_eligible(ok, reserved, caps, pos)
             e = eligible[ordered]
             if not e.any():
                 st.notes.append(f"sponsored slot {pos} filled organically: no sponsored candidate passes the "
@@ -1447,10 +1454,7 @@ class RuleSet:
                 continue
             if pos in slots:
                 continue
-            eligible = new & ~reserved
-            for c in caps:
-                if pos <= c.window:
-                    eligible &= ~c.full
+            eligible = _slot_eligible(new, reserved, caps, pos)
             pool = ordered[eligible[ordered]][: e.pool]
             if not len(pool):
                 st.notes.append(f"exploration slot {pos} filled organically: no new item (launched within "
