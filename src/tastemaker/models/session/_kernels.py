@@ -337,6 +337,29 @@ def _ws_clear(ws, touched, nt):
         ws[touched[a]] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _add_max_normalised(ws, touched, nt, src, src_touched, n, excl, weight):  # pragma: no cover - compiled
+    """ws += weight · src / max(src over non-excluded items), recording newly touched items; clears
+    src. Returns the new count of touched items."""
+    m = 0.0
+    for a in range(n):
+        j = src_touched[a]
+        if excl[j] == 0 and src[j] > m:
+            m = src[j]
+    if m > 0.0:
+        w = weight / m
+        for a in range(n):
+            j = src_touched[a]
+            v = w * src[j]
+            if v > 0.0:
+                if ws[j] == 0.0:
+                    touched[nt] = j
+                    nt += 1
+                ws[j] += v
+    _ws_clear(src, src_touched, n)
+    return nt
+
+
 @njit(cache=True)
 def ss_position(ss, s, i):
     """Position the click (s, i) would take, or -1 when i is already in s or s is at its length limit."""
@@ -962,44 +985,10 @@ def hybrid_score(h, prefix, npre, t, ctx, self_sess):
             excl[prefix[p]] = 1
     if hp[H_KNN] > 0.0:
         n1 = knn_score(h.ss, h.knn_p, h.knn_work, prefix, npre, t, self_sess, h.knn_ws, h.knn_touched)
-        kws = h.knn_ws
-        ktouched = h.knn_touched
-        m1 = 0.0
-        for a in range(n1):
-            j = ktouched[a]
-            if excl[j] == 0 and kws[j] > m1:
-                m1 = kws[j]
-        if m1 > 0.0:
-            w = hp[H_KNN] / m1
-            for a in range(n1):
-                j = ktouched[a]
-                _v = w * kws[j]
-                if _v > 0.0:
-                    if ws[j] == 0.0:
-                        touched[nt] = j
-                        nt += 1
-                    ws[j] += _v
-        _ws_clear(kws, ktouched, n1)
+        nt = _add_max_normalised(ws, touched, nt, h.knn_ws, h.knn_touched, n1, excl, hp[H_KNN])
     if hp[H_PAIR] > 0.0:
         n2 = pairs_score(h.pairs, h.ss, h.pair_p, prefix, npre, h.pair_ws, h.pair_touched)
-        pws = h.pair_ws
-        ptouched = h.pair_touched
-        m2 = 0.0
-        for a in range(n2):
-            j = ptouched[a]
-            if excl[j] == 0 and pws[j] > m2:
-                m2 = pws[j]
-        if m2 > 0.0:
-            w = hp[H_PAIR] / m2
-            for a in range(n2):
-                j = ptouched[a]
-                _v = w * pws[j]
-                if _v > 0.0:
-                    if ws[j] == 0.0:
-                        touched[nt] = j
-                        nt += 1
-                    ws[j] += _v
-        _ws_clear(pws, ptouched, n2)
+        nt = _add_max_normalised(ws, touched, nt, h.pair_ws, h.pair_touched, n2, excl, hp[H_PAIR])
     for p in range(npre):
         if prefix[p] >= 0:
             excl[prefix[p]] = 0
